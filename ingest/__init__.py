@@ -1,0 +1,1 @@
+"""The HTTP edge: collect -> validate -> publish to Kafka -> answer per event."""

@@ -1,0 +1,103 @@
+"""Read a request body into a list of raw events, enforcing the size limits.
+
+Accepts `application/json` (optionally gzip- or deflate-encoded), either
+`{"batch": [...]}` or a bare array for `/v1/batch`, one object for
+`/v1/events`. Every failure is a `ClientError` naming the limit or rule.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from lms_events.errors import BadRequest, PayloadTooLarge
+
+MAX_BATCH_EVENTS = 500
+MAX_BODY_BYTES = 1024 * 1024  # after decompression
+MAX_EVENT_BYTES = 32 * 1024
+_READ_CHUNK = 64 * 1024
+
+
+async def _read_limited(request: web.Request) -> bytes:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES and not request.headers.get(
+        "Content-Encoding"
+    ):
+        raise PayloadTooLarge(f"request body is {request.content_length} bytes; the limit is {MAX_BODY_BYTES} bytes")
+    chunks = []
+    size = 0
+    # Compressed bodies are at most the decompressed limit too.
+    async for chunk in request.content.iter_chunked(_READ_CHUNK):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"request body exceeds the limit of {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decompress(raw: bytes, encoding: str) -> bytes:
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise BadRequest(f"Content-Encoding {encoding!r} is not supported; use gzip or deflate", field="Content-Encoding")
+    # gzip: wbits 16+; deflate: zlib-wrapped per RFC 9110, some clients send raw deflate.
+    candidates = (16 + zlib.MAX_WBITS,) if encoding != "deflate" else (zlib.MAX_WBITS, -zlib.MAX_WBITS)
+    for wbits in candidates:
+        decompressor = zlib.decompressobj(wbits)
+        try:
+            body = decompressor.decompress(raw, MAX_BODY_BYTES + 1)
+        except zlib.error:
+            continue
+        if len(body) > MAX_BODY_BYTES or decompressor.unconsumed_tail:
+            raise PayloadTooLarge(f"decompressed body exceeds the limit of {MAX_BODY_BYTES} bytes")
+        return body
+    raise BadRequest(f"body is not valid {encoding} data", field="Content-Encoding")
+
+
+def _check_content_type(request: web.Request) -> None:
+    if request.content_type not in ("application/json", "text/plain"):
+        # text/plain lets browsers use sendBeacon without a CORS preflight.
+        raise BadRequest(
+            f"Content-Type {request.content_type!r} is not supported; send application/json", field="Content-Type"
+        )
+
+
+async def read_json(request: web.Request) -> Any:
+    _check_content_type(request)
+    body = _decompress(await _read_limited(request), request.headers.get("Content-Encoding", ""))
+    if not body.strip():
+        raise BadRequest("request body is empty")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+
+
+def batch_events(payload: Any) -> list[Any]:
+    """The events of a `/v1/batch` payload: `{"batch": [...]}` or a bare array."""
+    if isinstance(payload, dict):
+        if "batch" not in payload:
+            raise BadRequest('a batch is {"batch": [...]} or a JSON array of events', field="batch")
+        payload = payload["batch"]
+    if not isinstance(payload, list):
+        raise BadRequest("batch must be a JSON array of events", field="batch")
+    if not payload:
+        raise BadRequest("batch is empty", field="batch")
+    if len(payload) > MAX_BATCH_EVENTS:
+        raise PayloadTooLarge(f"batch has {len(payload)} events; the limit is {MAX_BATCH_EVENTS}", field="batch")
+    return payload
+
+
+def single_event(payload: Any) -> list[Any]:
+    if not isinstance(payload, dict):
+        raise BadRequest("an event must be a JSON object")
+    return [payload]
+
+
+def oversized(event: Any) -> int | None:
+    """The encoded size of an event over MAX_EVENT_BYTES, else None."""
+    size = len(orjson.dumps(event))
+    return size if size > MAX_EVENT_BYTES else None

@@ -1,0 +1,156 @@
+"""One storage interface to ClickHouse, two drivers.
+
+- `ChdbStore`: the ClickHouse engine in-process (chDB) on an on-disk data
+  dir. Only one process may own that dir, so in embedded mode the process
+  running `lms-events up` serves the sinks, the query API and the workers.
+- `ServerStore`: a ClickHouse server through clickhouse-connect; every
+  role can then run in its own process.
+
+Both run the same SQL (the files in `sql/`) against the same database, so
+nothing above this module knows which one it talks to. Both connect with
+the database as the session default, so migrations use unqualified names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+import orjson
+import pyarrow as pa
+
+from lms_events.errors import StorageError
+from lms_events.settings import Settings
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ClickHouseStore(Protocol):
+    driver: str
+    database: str
+
+    async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
+
+    async def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+    async def insert_arrow(self, table: str, rows: pa.Table, *, dedup_token: str) -> None:
+        """Insert `rows`; a retry with the same `dedup_token` inserts nothing."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def _check_identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise StorageError(f"not a valid ClickHouse identifier: {name!r}")
+    return name
+
+
+class ChdbStore:
+    driver = "chdb"
+
+    def __init__(self, path: str, database: str) -> None:
+        from chdb import session
+
+        self.database = _check_identifier(database)
+        # chDB sessions are not safe to call from several threads at once:
+        # one worker thread serialises every call and keeps the event loop free.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chdb")
+        self._session = session.Session(path)
+        self._session.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        self._session.query(f"USE {self.database}")
+
+    def _run(self, sql: str, fmt: str, params: dict[str, Any] | None) -> Any:
+        try:
+            if params:
+                return self._session.query(sql, fmt, params=params)
+            return self._session.query(sql, fmt)
+        except Exception as exc:  # chdb raises its own ChdbError and RuntimeError
+            raise StorageError(str(exc).strip()) from exc
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        await self._call(self._run, sql, "CSV", params)
+
+    async def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        result = await self._call(self._run, sql, "JSONEachRow", params)
+        return [orjson.loads(line) for line in result.bytes().splitlines() if line]
+
+    async def insert_arrow(self, table: str, rows: pa.Table, *, dedup_token: str) -> None:
+        await self._call(self._insert_arrow, _check_identifier(table), rows, dedup_token)
+
+    def _insert_arrow(self, table: str, rows: pa.Table, dedup_token: str) -> None:
+        columns = ", ".join(_check_identifier(name) for name in rows.column_names)
+        # chDB's Python() table function reads the Arrow table from this frame's locals.
+        arrow_rows = rows  # noqa: F841
+        self._run(
+            f"INSERT INTO {table} ({columns}) SETTINGS insert_deduplication_token = {{token:String}} "
+            f"SELECT {columns} FROM Python(arrow_rows)",
+            "CSV",
+            {"token": dedup_token},
+        )
+
+    async def close(self) -> None:
+        await self._call(self._session.close)
+        self._executor.shutdown(wait=True)
+
+
+class ServerStore:
+    driver = "clickhouse-connect"
+
+    def __init__(self, client: Any, database: str) -> None:
+        self._client = client
+        self.database = database
+
+    @classmethod
+    async def connect(cls, url: str, database: str) -> ServerStore:
+        import clickhouse_connect
+
+        _check_identifier(database)
+        try:
+            bootstrap = await clickhouse_connect.get_async_client(dsn=url)
+            await bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+            await bootstrap.close()
+            client = await clickhouse_connect.get_async_client(dsn=url, database=database)
+        except Exception as exc:
+            raise StorageError(f"cannot connect to ClickHouse at {_redact(url)}: {exc}") from exc
+        return cls(client, database)
+
+    async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        try:
+            await self._client.command(sql, parameters=params)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+
+    async def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        try:
+            result = await self._client.query(sql, parameters=params)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+        return list(result.named_results())
+
+    async def insert_arrow(self, table: str, rows: pa.Table, *, dedup_token: str) -> None:
+        try:
+            await self._client.insert_arrow(
+                _check_identifier(table), rows, settings={"insert_deduplication_token": dedup_token}
+            )
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+async def open_store(settings: Settings) -> ClickHouseStore:
+    if settings.clickhouse_url:
+        return await ServerStore.connect(settings.clickhouse_url, settings.clickhouse_database)
+    settings.chdb_path.mkdir(parents=True, exist_ok=True)
+    return await asyncio.to_thread(ChdbStore, str(settings.chdb_path), settings.clickhouse_database)

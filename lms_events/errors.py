@@ -1,0 +1,66 @@
+"""The lms-events error tree.
+
+    LmsEventsError
+    ├── ConfigError            a setting is missing or invalid (names the variable)
+    ├── EmbeddedStartError     an embedded component (broker, valkey) did not start
+    ├── BrokerUnavailable      Kafka did not take a publish in time -> HTTP 503
+    ├── StorageError           ClickHouse refused a query or insert
+    │   └── MigrationError     a numbered migration failed (names the file)
+    └── ClientError            what a client sent is unacceptable -> HTTP 4xx
+        ├── PayloadTooLarge    a size limit was exceeded -> 413
+        └── BadRequest         unparseable or malformed request -> 400
+
+Third-party errors (aiokafka, chdb, clickhouse-connect, redis) are
+translated into these at the module that talks to that component.
+"""
+
+from __future__ import annotations
+
+
+class LmsEventsError(Exception):
+    """Base of every error lms-events raises on purpose."""
+
+
+class ConfigError(LmsEventsError):
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class EmbeddedStartError(LmsEventsError):
+    pass
+
+
+class BrokerUnavailable(LmsEventsError):
+    pass
+
+
+class StorageError(LmsEventsError):
+    pass
+
+
+class MigrationError(StorageError):
+    pass
+
+
+class ClientError(LmsEventsError):
+    status = 400
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+    def as_json(self) -> dict[str, object]:
+        body: dict[str, object] = {"error": self.reason}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class BadRequest(ClientError):
+    status = 400
+
+
+class PayloadTooLarge(ClientError):
+    status = 413

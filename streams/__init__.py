@@ -1,0 +1,1 @@
+"""Stream processing: Faust agents from Kafka topics into ClickHouse."""

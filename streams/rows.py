@@ -1,0 +1,88 @@
+"""Turn Kafka message payloads into ClickHouse rows (dicts keyed by column).
+
+The column names and types live only in `sql/`; the sink checks these
+dicts against the table it describes at start.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+
+class UndecodableMessage(ValueError):
+    """A Kafka message that is not what the gateway produces (a poison message)."""
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value or {}).decode()
+
+
+def _timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def decode_events(value: bytes) -> list[dict[str, Any]]:
+    """The events of an `events.raw` message, or UndecodableMessage."""
+    try:
+        payload = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise UndecodableMessage(f"not JSON: {exc}") from None
+    events = payload.get("events") if isinstance(payload, dict) else None
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise UndecodableMessage('expected {"events": [object, ...]}')
+    return events
+
+
+def decode_rejected(value: bytes) -> list[dict[str, Any]]:
+    try:
+        payload = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise UndecodableMessage(f"not JSON: {exc}") from None
+    rejected = payload.get("rejected") if isinstance(payload, dict) else None
+    if not isinstance(rejected, list) or not all(isinstance(r, dict) for r in rejected):
+        raise UndecodableMessage('expected {"rejected": [object, ...]}')
+    return rejected
+
+
+def event_row(event: dict[str, Any], version: int) -> dict[str, Any]:
+    """An `events` row from a validated, normalized (and maybe enriched) event."""
+    device = event.get("device_info") or {}
+    row = {
+        "event_id": event["event_id"],
+        "event_type": event["event_type"],
+        "event_category": event.get("event_category") or "",
+        "timestamp": _timestamp(event["timestamp"]),
+        "received_at": _timestamp(event["received_at"]),
+        "organization_id": event.get("organization_id") or "",
+        "user_id": event.get("user_id") or "",
+        "session_id": event.get("session_id") or "",
+        "privacy_level": event["privacy_level"],
+        "retention_days": event["retention_days"],
+        "platform": device.get("platform") or "",
+        "device_info": _json_text(device),
+        "context": _json_text(event.get("context")),
+        "properties": _json_text(event.get("properties")),
+        "_version": version,
+    }
+    enrichment = event.get("enrichment")
+    if enrichment:
+        row.update(enrichment)
+    return row
+
+
+def rejected_row(record: dict[str, Any], version: int, *, source: str) -> dict[str, Any]:
+    reasons = record.get("reasons") or []
+    return {
+        "event_id": str(record.get("event_id") or ""),
+        "organization_id": str(record.get("organization_id") or ""),
+        "batch_index": int(record.get("index", -1)),
+        "received_at": _timestamp(record["received_at"]),
+        "source": str(record.get("source") or source),
+        "rules": [str(r.get("rule", "")) for r in reasons],
+        "reasons": orjson.dumps(reasons).decode(),
+        "raw": str(record.get("raw", "")),
+        "_version": version,
+    }
