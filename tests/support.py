@@ -1,0 +1,82 @@
+"""Helpers shared by the tests: polling with a deadline, event factories, gateway client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+
+from ingest.app import create_app
+from lms_events.clickhouse import ClickHouseStore
+from lms_events.settings import Settings
+
+T = TypeVar("T")
+
+DEFAULT_DEADLINE_S = 30.0
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], *, timeout: float = DEFAULT_DEADLINE_S
+) -> T:
+    """Poll `probe` until `until(result)` holds; fail with the last result at the deadline."""
+    deadline = time.monotonic() + timeout
+    result = await probe()
+    while not until(result):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last result: {result!r}")
+        await asyncio.sleep(0.1)
+        result = await probe()
+    return result
+
+
+def new_event(**overrides: Any) -> dict[str, Any]:
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "game_stage_complete",
+        "timestamp": "2026-01-27T14:30:45.123Z",
+        "user_id": "usr_12345",
+        "session_id": "sess_67890abcdef",
+        "organization_id": "org_54321",
+        "device_info": {"user_agent": "Mozilla/5.0", "platform": "desktop", "browser": "chrome", "version": "120.0"},
+        "context": {"page_url": "/student/assignment-play", "assignment_id": "asg_789"},
+        "properties": {"game_id": "G-01542", "stage_id": "G-01542-quiz", "score": 87, "max_score": 100, "passed": True},
+        "privacy_level": "standard",
+    }
+    event.update(overrides)
+    return event
+
+
+def unique_org() -> str:
+    return f"org_{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class Gateway:
+    url: str
+    session: aiohttp.ClientSession
+
+    async def post_batch(self, events: Any, **kwargs: Any) -> tuple[int, Any]:
+        async with self.session.post(f"{self.url}/v1/batch", json=events, **kwargs) as response:
+            return response.status, await response.json(content_type=None)
+
+
+async def start_gateway(settings: Settings, store: ClickHouseStore | None = None) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(create_app(settings, store=store))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+async def rows_for_org(store: ClickHouseStore, table: str, organization_id: str, columns: str = "*") -> list[dict[str, Any]]:
+    return await store.query(
+        f"SELECT {columns} FROM {table} FINAL WHERE organization_id = {{org:String}} ORDER BY event_id",
+        {"org": organization_id},
+    )
