@@ -17,6 +17,7 @@ from ingest.body import MAX_BODY_BYTES
 from ingest.intake import Intake
 from ingest.keys import INTAKE, PUBLISHER, REDIS, SETTINGS, STORE
 from ingest.publish import EventPublisher
+from lms_events.admin import create_admin_app
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.errors import ConfigError
 from lms_events.settings import DEFAULT_REDIS_URL, Settings
@@ -57,8 +58,11 @@ def _clickhouse_client(settings: Settings):  # type: ignore[no-untyped-def]
     return clickhouse_client
 
 
-def create_app(settings: Settings, *, store: ClickHouseStore | None = None) -> web.Application:
-    """The gateway. `store` is passed in when this process already owns ClickHouse (embedded `up`)."""
+def create_app(
+    settings: Settings, *, store: ClickHouseStore | None = None, admin_token: str | None = None
+) -> web.Application:
+    """The gateway. `store` is passed in when this process already owns ClickHouse
+    (embedded `up`), which then also serves the admin API for the CLI."""
     if settings.kafka_bootstrap_servers is None:
         raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "the gateway needs a broker (`lms-events up` starts one)")
     # Headroom over the body limit so the limit check, not aiohttp, answers 413 with a reason.
@@ -80,4 +84,6 @@ def create_app(settings: Settings, *, store: ClickHouseStore | None = None) -> w
     app.router.add_post("/v1/batch", handlers.post_batch)
     app.router.add_post("/v1/events", handlers.post_event)
     app.router.add_get("/health", health.get_health)
+    if admin_token is not None:
+        app.add_subapp("/admin/", create_admin_app(admin_token))
     return app

@@ -10,6 +10,7 @@ holds, because the embedded broker keeps messages only in memory.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -24,6 +25,7 @@ from ingest.app import create_app
 from lms_events import embedded
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.errors import ConfigError
+from lms_events.instance import Instance, new_admin_token, remove_instance, write_instance
 from lms_events.migrations import migrate
 from lms_events.settings import Settings
 from lms_events.topics import PIPELINE_TOPICS, STREAM_APP_ID, ensure_topics
@@ -135,14 +137,24 @@ async def run_up(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
         pipeline = await _start_pipeline(settings, stack)
         settings = pipeline.settings
+        admin_token = new_admin_token()
         runner = web.AppRunner(
-            create_app(settings, store=pipeline.store), shutdown_timeout=GATEWAY_SHUTDOWN_TIMEOUT_S, access_log=None
+            create_app(settings, store=pipeline.store, admin_token=admin_token),
+            shutdown_timeout=GATEWAY_SHUTDOWN_TIMEOUT_S,
+            access_log=None,
         )
         await runner.setup()
         site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
         await site.start()
         host, port = runner.addresses[0][:2]
-        print(_banner(pipeline, f"http://{host}:{port}"), flush=True)
+        gateway_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        assert settings.kafka_bootstrap_servers is not None and settings.redis_url is not None
+        write_instance(
+            settings.data_dir,
+            Instance(os.getpid(), gateway_url, settings.kafka_bootstrap_servers, settings.redis_url, admin_token),
+        )
+        stack.callback(remove_instance, settings.data_dir)
+        print(_banner(pipeline, gateway_url), flush=True)
         await _start_streams(pipeline, stack)
         log.info("stream_worker_started")
 
