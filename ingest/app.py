@@ -6,24 +6,63 @@ acquired before `yield`, released after, torn down in reverse order.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
 from ingest import handlers, health
+from ingest.auth import KeyRing
 from ingest.body import MAX_BODY_BYTES
+from ingest.consent import ConsentStore, reload_consent
+from ingest.cors import cors_middleware
+from ingest.dedup import Deduplicator
 from ingest.intake import Intake
-from ingest.keys import INTAKE, PUBLISHER, REDIS, SETTINGS, STORE
+from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, REDIS, SETTINGS, STORE
+from ingest.privacy import PrivacyFilter, load_or_create_secret
 from ingest.publish import EventPublisher
+from ingest.ratelimit import RateLimiter
+from ingest.sampling import Sampler
+from ingest.validation import EventValidator
 from lms_events.admin import create_admin_app
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.errors import ConfigError
 from lms_events.settings import DEFAULT_REDIS_URL, Settings
 
+Lifecycle = Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]
 
-def _kafka_publisher(settings: Settings):  # type: ignore[no-untyped-def]
+
+def _clickhouse(settings: Settings) -> Lifecycle:
+    @asynccontextmanager
+    async def clickhouse(app: web.Application) -> AsyncIterator[None]:
+        store = await open_store(settings)
+        app[STORE] = store
+        yield
+        await store.close()
+
+    return clickhouse
+
+
+def _write_keys(settings: Settings) -> Lifecycle:
+    @asynccontextmanager
+    async def write_keys(app: web.Application) -> AsyncIterator[None]:
+        keyring = KeyRing(app[STORE], environment=settings.environment)
+        await keyring.refresh()
+        app[KEYRING] = keyring
+        refresher = asyncio.create_task(keyring.refresh_forever(settings.keys_refresh_s))
+        yield
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+
+    return write_keys
+
+
+def _kafka_publisher(settings: Settings) -> Lifecycle:
     @asynccontextmanager
     async def kafka_publisher(app: web.Application) -> AsyncIterator[None]:
         assert settings.kafka_bootstrap_servers is not None
@@ -36,26 +75,29 @@ def _kafka_publisher(settings: Settings):  # type: ignore[no-untyped-def]
     return kafka_publisher
 
 
-def _redis_pool(settings: Settings):  # type: ignore[no-untyped-def]
+def _redis_and_intake(settings: Settings) -> Lifecycle:
     @asynccontextmanager
-    async def redis_pool(app: web.Application) -> AsyncIterator[None]:
+    async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
         client = aioredis.from_url(settings.redis_url or DEFAULT_REDIS_URL, socket_timeout=2.0)
         app[REDIS] = client
+        app[CONSENT] = ConsentStore(client)
+        await reload_consent(app[STORE], app[CONSENT])
+        app[RATE_LIMITER] = RateLimiter(
+            client, events_per_s=settings.rate_limit_events_per_s, burst=settings.rate_limit_burst
+        )
+        app[INTAKE] = Intake(
+            validator=EventValidator(
+                max_future=timedelta(seconds=settings.max_future_s), late_after=timedelta(seconds=settings.late_after_s)
+            ),
+            sampler=Sampler.from_settings(settings),
+            dedup=Deduplicator(client, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
+            consent=app[CONSENT],
+            privacy=PrivacyFilter(load_or_create_secret(settings.pii_secret, settings.data_dir)),
+        )
         yield
         await client.aclose()
 
-    return redis_pool
-
-
-def _clickhouse_client(settings: Settings):  # type: ignore[no-untyped-def]
-    @asynccontextmanager
-    async def clickhouse_client(app: web.Application) -> AsyncIterator[None]:
-        store = await open_store(settings)
-        app[STORE] = store
-        yield
-        await store.close()
-
-    return clickhouse_client
+    return redis_and_intake
 
 
 def create_app(
@@ -65,24 +107,31 @@ def create_app(
     (embedded `up`), which then also serves the admin API for the CLI."""
     if settings.kafka_bootstrap_servers is None:
         raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "the gateway needs a broker (`lms-events up` starts one)")
-    # Headroom over the body limit so the limit check, not aiohttp, answers 413 with a reason.
+    if store is None and settings.clickhouse_url is None:
+        raise ConfigError("CLICKHOUSE_URL", "a separate gateway reads write keys from a ClickHouse server")
     app = web.Application(
+        # Headroom over the body limit so our check, not aiohttp, answers 413 with a reason.
         client_max_size=MAX_BODY_BYTES * 2,
-        middlewares=[handlers.error_middleware],
+        middlewares=[cors_middleware(settings.cors_origins), handlers.error_middleware],
         # We decompress ourselves (ingest.body): bounded against zip bombs and
         # with JSON errors for unsupported encodings instead of aiohttp's text 400.
         handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
-    app[INTAKE] = Intake()
     if store is not None:
         app[STORE] = store
-    elif settings.clickhouse_url:
-        app.cleanup_ctx.append(_clickhouse_client(settings))
+    else:
+        app.cleanup_ctx.append(_clickhouse(settings))
+    app.cleanup_ctx.append(_write_keys(settings))
     app.cleanup_ctx.append(_kafka_publisher(settings))
-    app.cleanup_ctx.append(_redis_pool(settings))
+    app.cleanup_ctx.append(_redis_and_intake(settings))
+
     app.router.add_post("/v1/batch", handlers.post_batch)
     app.router.add_post("/v1/events", handlers.post_event)
+    app.router.add_post("/v1/domain-events", handlers.post_domain_events)
+    app.router.add_put("/v1/consent/{user_id}", handlers.put_consent)
+    app.router.add_get("/v1/schemas", handlers.get_schemas)
+    app.router.add_get("/v1/schemas/{event_type}", handlers.get_event_schema)
     app.router.add_get("/health", health.get_health)
     if admin_token is not None:
         app.add_subapp("/admin/", create_admin_app(admin_token))

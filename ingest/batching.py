@@ -1,20 +1,22 @@
-"""Group a request's outcome into Kafka messages.
+"""Turn a request's outcome into Kafka messages.
 
 Faust handles a few thousand messages a second per worker, so a message
 carries a sub-batch: all accepted events of one session (else user, else
 organization) from one request. Keying by session keeps a session's
-events ordered on one partition.
+events ordered on one partition. Rejected events of a request travel as
+one message, and so do the request's per-type status counts.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 import orjson
 
 from ingest.publish import KafkaMessage
-from lms_events.topics import RAW_EVENTS, REJECTED_EVENTS
+from lms_events.topics import INTAKE_OUTCOMES, RAW_EVENTS, REJECTED_EVENTS
+from lms_events.write_keys import WriteKey
 
 
 def partition_key(event: dict[str, Any]) -> bytes:
@@ -35,4 +37,17 @@ def accepted_messages(events: list[dict[str, Any]]) -> list[KafkaMessage]:
 def rejected_message(rejected: list[dict[str, Any]]) -> list[KafkaMessage]:
     if not rejected:
         return []
-    return [KafkaMessage(REJECTED_EVENTS, b"", orjson.dumps({"rejected": rejected}))]
+    return [KafkaMessage(REJECTED_EVENTS, rejected[0]["organization_id"].encode(), orjson.dumps({"rejected": rejected}))]
+
+
+def outcome_message(
+    counts: Counter[tuple[str, str]], request_id: str, key: WriteKey, received_at: str
+) -> list[KafkaMessage]:
+    payload = {
+        "request_id": request_id,
+        "organization_id": key.organization_id,
+        "key_id": key.key_id,
+        "received_at": received_at,
+        "counts": [{"event_type": t, "status": s, "events": n} for (t, s), n in sorted(counts.items())],
+    }
+    return [KafkaMessage(INTAKE_OUTCOMES, key.organization_id.encode(), orjson.dumps(payload))]

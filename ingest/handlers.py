@@ -1,20 +1,30 @@
-"""HTTP handlers: parse -> decide per event -> publish -> respond.
+"""HTTP handlers: authenticate -> parse -> decide per event -> publish -> respond.
 
-The logic lives in `ingest.body` and `ingest.intake`; handlers only wire
-the request to it. Errors are turned into responses by `error_middleware`.
+The logic lives in `ingest.body`, `ingest.intake` and friends; handlers
+only wire a request to it. Errors become responses in `error_middleware`.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
 
-from ingest import body
-from ingest.keys import INTAKE, PUBLISHER
-from lms_events.errors import BrokerUnavailable, ClientError
+import schemas
+from ingest import body, domain_events
+from ingest.consent import ConsentRecord
+from ingest.intake import Caller, iso_ms
+from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, SETTINGS
+from ingest.publish import KafkaMessage
+from ingest.taxonomy import event_types, lookup
+from ingest.validation import SchemaCheck, property_schema
+from lms_events.errors import BadRequest, BrokerUnavailable, ClientError, NotFound, RateLimited
+from lms_events.topics import CONSENT_RECORDS
+from lms_events.write_keys import WriteKey
 
 log = structlog.get_logger(__name__)
 
@@ -29,8 +39,11 @@ def json_response(payload: object, status: int = 200, headers: dict[str, str] | 
 async def error_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
     try:
         return await handler(request)
+    except RateLimited as exc:
+        return json_response(exc.as_json(), status=exc.status, headers={"Retry-After": str(exc.retry_after_s)})
     except ClientError as exc:
-        return json_response(exc.as_json(), status=exc.status)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return json_response(exc.as_json(), status=exc.status, headers=headers)
     except BrokerUnavailable:
         return json_response(
             {"error": "event broker unavailable; nothing was accepted, retry later"},
@@ -39,17 +52,120 @@ async def error_middleware(request: web.Request, handler):  # type: ignore[no-un
         )
 
 
-async def _ingest(request: web.Request, events: list[object]) -> web.Response:
-    outcome = request.app[INTAKE].process(events, received_at=datetime.now(UTC))
-    await request.app[PUBLISHER].publish(outcome.messages)
-    totals = outcome.totals()
-    log.info("batch_ingested", events=len(events), **totals)
+def client_ip(request: web.Request) -> str | None:
+    if request.app[SETTINGS].trust_forwarded_for:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.remote
+
+
+async def _authorized(request: web.Request, events: int) -> WriteKey:
+    key = request.app[KEYRING].authenticate(request)
+    decision = await request.app[RATE_LIMITER].take(key.key_id, events)
+    if not decision.allowed:
+        raise RateLimited(
+            f"write key {key.key_id} is over its rate limit; retry in {decision.retry_after_s}s",
+            retry_after_s=decision.retry_after_s,
+        )
+    return key
+
+
+async def _ingest(request: web.Request, events: list[Any]) -> web.Response:
+    key = await _authorized(request, len(events))
+    caller = Caller(key, client_ip(request), uuid.uuid4().hex)
+    intake = request.app[INTAKE]
+    outcome = await intake.process(events, caller=caller, received_at=datetime.now(UTC))
+    try:
+        await request.app[PUBLISHER].publish(outcome.messages)
+    except BrokerUnavailable:
+        await intake.release(outcome)
+        raise
+    log.info("batch_ingested", key_id=key.key_id, events=len(events), **outcome.totals())
     return json_response(outcome.as_json())
 
 
 async def post_batch(request: web.Request) -> web.Response:
-    return await _ingest(request, body.batch_events(await body.read_json(request)))
+    payload = await body.read_json(request)
+    request.app[KEYRING].authenticate(request)  # 401 before 400: do not explain payloads to strangers
+    return await _ingest(request, body.batch_events(payload))
 
 
 async def post_event(request: web.Request) -> web.Response:
-    return await _ingest(request, body.single_event(await body.read_json(request)))
+    payload = await body.read_json(request)
+    request.app[KEYRING].authenticate(request)
+    return await _ingest(request, body.single_event(payload))
+
+
+async def post_domain_events(request: web.Request) -> web.Response:
+    payload = await body.read_json(request)
+    events = body.batch_events(payload) if not isinstance(payload, dict) or "batch" in payload else [payload]
+    key = await _authorized(request, len(events))
+    outcome = domain_events.decide(events, key)
+    consent_messages = [_consent_message(r) for r in outcome.consent_records]
+    await request.app[PUBLISHER].publish(outcome.messages + consent_messages)
+    await request.app[CONSENT].put_many(outcome.consent_records)
+    log.info("domain_events_ingested", key_id=key.key_id, **outcome.totals())
+    return json_response(outcome.as_json())
+
+
+_consent_check = SchemaCheck(schemas.load("consent.schema.json"))
+
+
+def _consent_message(record: ConsentRecord) -> KafkaMessage:
+    return KafkaMessage(CONSENT_RECORDS, f"{record.organization_id}:{record.user_id}".encode(), record.to_json())
+
+
+async def put_consent(request: web.Request) -> web.Response:
+    payload = await body.read_json(request)
+    key = await _authorized(request, 1)
+    violations = _consent_check.violations(payload)
+    if violations:
+        raise BadRequest(f"{violations[0].field}: {violations[0].message}", field=violations[0].field)
+    user_id = request.match_info["user_id"]
+    record = ConsentRecord(
+        organization_id=key.organization_id,
+        user_id=user_id,
+        categories=payload.get("categories") or {},
+        age_band=payload.get("age_band"),
+        parental_consent=payload.get("parental_consent"),
+        updated_at=iso_ms(datetime.now(UTC)),
+    )
+    # Kafka first: the durable copy must exist before the record takes effect.
+    await request.app[PUBLISHER].publish([_consent_message(record)])
+    await request.app[CONSENT].put(record)
+    return json_response({"consent": orjson.loads(record.to_json())})
+
+
+async def get_schemas(request: web.Request) -> web.Response:
+    taxonomy = schemas.load("taxonomy.json")
+    return json_response(
+        {
+            "envelope": schemas.event_envelope(),
+            "categories": taxonomy["categories"],
+            "sampling_classes": taxonomy["sampling_classes"],
+            "event_types": {
+                name: {"category": t.category, "group": t.group, "sampling": t.sampling, "href": f"/v1/schemas/{name}"}
+                for name, t in event_types().items()
+            },
+            "naming": "event types are snake_case; camelCase, PascalCase and kebab-case spellings are accepted "
+            "as aliases and stored as snake_case",
+        }
+    )
+
+
+async def get_event_schema(request: web.Request) -> web.Response:
+    raw = request.match_info["event_type"]
+    event_type = lookup(raw)
+    if event_type is None:
+        raise NotFound(f"unknown event type {raw!r}; GET /v1/schemas lists them", field="event_type")
+    return json_response(
+        {
+            "event_type": event_type.name,
+            "category": event_type.category,
+            "group": event_type.group,
+            "sampling": event_type.sampling,
+            "envelope": schemas.event_envelope(),
+            "properties": property_schema(event_type.name),
+        }
+    )

@@ -1,31 +1,50 @@
 """Decide the fate of every event in a request: the gateway's core logic.
 
-Plain functions and classes, no HTTP: the handler calls `Intake.process`
-and tests call it directly. Every event posted gets exactly one status;
-accepted ones become `events.raw` messages, rejected ones (with their
-reasons) an `events.rejected` message, so nothing disappears silently.
+No HTTP here: the handler calls `Intake.process` and tests call it
+directly. Each event gets exactly one status, decided in this order:
+
+    rejected     too large, invalid (envelope, type, properties, time),
+                 or naming another organization than the write key's
+    sampled_out  its sampling class says drop (deterministic on event_id)
+    no_consent   its user has not consented to its category
+    duplicate    its event_id was accepted within the dedup window
+    accepted     privacy rules applied, published to `events.raw`
+
+Rejected events go with their reasons to `events.rejected`; the count of
+every status per event type goes to `intake.outcomes`. Nothing posted
+disappears without a trace.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import orjson
 
-from ingest import batching, body, privacy
+from ingest import batching, body
+from ingest.consent import ConsentRecord, ConsentStore
+from ingest.dedup import Deduplicator, dedup_key
+from ingest.privacy import PrivacyFilter
 from ingest.publish import KafkaMessage
-from ingest.validation import EnvelopeValidator, Violation
+from ingest.sampling import Sampler
+from ingest.validation import EventValidator, ValidEvent, Violation
+from lms_events.write_keys import WriteKey
 
 # What we keep of a rejected event's raw JSON for the bad-rows table.
 MAX_REJECTED_RAW_CHARS = body.MAX_EVENT_BYTES
+UNKNOWN_TYPE = "(unknown)"
 
 
 class Status(StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+    SAMPLED_OUT = "sampled_out"
+    NO_CONSENT = "no_consent"
 
 
 @dataclass(slots=True)
@@ -33,6 +52,7 @@ class EventResult:
     index: int
     event_id: str | None
     status: Status
+    event_type: str = UNKNOWN_TYPE
     errors: list[Violation] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -46,9 +66,11 @@ class EventResult:
 class IntakeOutcome:
     results: list[EventResult]
     messages: list[KafkaMessage]
+    # Dedup claims to release if Kafka refuses the messages.
+    claimed: list[str] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
-        counts = {status.value: 0 for status in Status}
+        counts = dict.fromkeys((status.value for status in Status), 0)
         for result in self.results:
             counts[result.status.value] += 1
         return counts
@@ -57,60 +79,148 @@ class IntakeOutcome:
         return {"totals": self.totals(), "results": [r.as_json() for r in self.results]}
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who posted, and from where (the IP is truncated before storage)."""
+
+    key: WriteKey
+    client_ip: str | None
+    request_id: str
+
+
+@dataclass(slots=True)
+class _Candidate:
+    index: int
+    event: dict[str, Any]
+    valid: ValidEvent
+    organization_id: str
+
+
 def _event_id(event: Any) -> str | None:
     if isinstance(event, dict) and isinstance(event.get("event_id"), str):
         return event["event_id"]
     return None
 
 
-def _iso_ms(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def iso_ms(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Intake:
-    def __init__(self) -> None:
-        self._validator = EnvelopeValidator()
+    def __init__(
+        self,
+        *,
+        validator: EventValidator,
+        sampler: Sampler,
+        dedup: Deduplicator,
+        consent: ConsentStore,
+        privacy: PrivacyFilter,
+    ) -> None:
+        self._validator = validator
+        self._sampler = sampler
+        self._dedup = dedup
+        self._consent = consent
+        self._privacy = privacy
 
-    def _violations(self, event: Any) -> list[Violation]:
+    def _check(self, event: Any, caller: Caller, received_at: datetime) -> ValidEvent | list[Violation]:
         size = body.oversized(event)
         if size is not None:
             return [Violation("(event)", "maxSize", f"event is {size} bytes; the limit is {body.MAX_EVENT_BYTES}")]
-        return self._validator.violations(event)
+        checked = self._validator.check(event, received_at=received_at)
+        if isinstance(checked, ValidEvent):
+            organization_id = event.get("organization_id")
+            if organization_id and organization_id != caller.key.organization_id:
+                return [
+                    Violation(
+                        "organization_id",
+                        "organization",
+                        "the write key belongs to another organization; a key writes only for its own",
+                    )
+                ]
+        return checked
 
-    def process(self, events: list[Any], *, received_at: datetime) -> IntakeOutcome:
-        received = _iso_ms(received_at)
-        results: list[EventResult] = []
-        accepted: list[dict[str, Any]] = []
+    async def process(self, events: list[Any], *, caller: Caller, received_at: datetime) -> IntakeOutcome:
+        received = iso_ms(received_at)
+        results: list[EventResult | None] = [None] * len(events)
         rejected: list[dict[str, Any]] = []
+        candidates: list[_Candidate] = []
+
         for index, event in enumerate(events):
-            event_id = _event_id(event)
-            violations = self._violations(event)
-            if violations:
-                results.append(EventResult(index, event_id, Status.REJECTED, violations))
-                rejected.append(_rejected_record(index, event, violations, received))
+            checked = self._check(event, caller, received_at)
+            if not isinstance(checked, ValidEvent):
+                results[index] = EventResult(index, _event_id(event), Status.REJECTED, errors=checked)
+                rejected.append(_rejected_record(index, event, checked, received, caller.key.organization_id))
                 continue
-            accepted.append(_normalized(event, received))
-            results.append(EventResult(index, event_id, Status.ACCEPTED))
-        messages = batching.accepted_messages(accepted) + batching.rejected_message(rejected)
-        return IntakeOutcome(results, messages)
+            if not self._sampler.keep(checked.event_type, event["event_id"]):
+                results[index] = EventResult(index, event["event_id"], Status.SAMPLED_OUT, checked.event_type.name)
+                continue
+            candidates.append(_Candidate(index, event, checked, caller.key.organization_id))
+
+        consents = await self._consent.get_many(
+            {(c.organization_id, c.event["user_id"]) for c in candidates if c.event.get("user_id")}
+        )
+        consenting = []
+        for c in candidates:
+            record = consents.get((c.organization_id, c.event.get("user_id") or ""))
+            if record is not None and not record.allows(c.valid.event_type.category):
+                results[c.index] = EventResult(c.index, c.event["event_id"], Status.NO_CONSENT, c.valid.event_type.name)
+            else:
+                consenting.append(c)
+
+        keys = [dedup_key(c.organization_id, c.event["event_id"]) for c in consenting]
+        firsts = await self._dedup.claim(keys)
+        accepted: list[dict[str, Any]] = []
+        claimed: list[str] = []
+        for c, key, first in zip(consenting, keys, firsts, strict=True):
+            status = Status.ACCEPTED if first else Status.DUPLICATE
+            results[c.index] = EventResult(c.index, c.event["event_id"], status, c.valid.event_type.name)
+            if first:
+                claimed.append(key)
+                record = consents.get((c.organization_id, c.event.get("user_id") or ""))
+                accepted.append(self._normalized(c, record, caller, received))
+
+        final = [r for r in results if r is not None]
+        messages = (
+            batching.accepted_messages(accepted)
+            + batching.rejected_message(rejected)
+            + batching.outcome_message(_outcome_counts(final), caller.request_id, caller.key, received)
+        )
+        return IntakeOutcome(final, messages, claimed)
+
+    async def release(self, outcome: IntakeOutcome) -> None:
+        """Kafka refused the outcome's messages: its accepted events were not stored."""
+        await self._dedup.release(outcome.claimed)
+
+    def _normalized(
+        self, candidate: _Candidate, consent: ConsentRecord | None, caller: Caller, received_at: str
+    ) -> dict[str, Any]:
+        event, valid = candidate.event, candidate.valid
+        normalized = dict(event)
+        normalized["event_type"] = valid.event_type.name
+        normalized["event_category"] = valid.event_type.category
+        normalized["timestamp"] = iso_ms(valid.timestamp)
+        normalized["organization_id"] = candidate.organization_id
+        normalized["received_at"] = received_at
+        normalized["is_late"] = valid.late
+        return self._privacy.apply(normalized, valid.event_type, consent, caller.client_ip)
 
 
-def _normalized(event: dict[str, Any], received_at: str) -> dict[str, Any]:
-    normalized = dict(event)
-    normalized["privacy_level"] = event.get("privacy_level") or privacy.DEFAULT_PRIVACY_LEVEL
-    normalized["retention_days"] = privacy.retention_days(normalized)
-    normalized["received_at"] = received_at
-    return normalized
+def _outcome_counts(results: list[EventResult]) -> Counter[tuple[str, str]]:
+    counts: Counter[tuple[str, str]] = Counter()
+    for result in results:
+        counts[(result.event_type, result.status.value)] += 1
+    return counts
 
 
-def _rejected_record(index: int, event: Any, violations: list[Violation], received_at: str) -> dict[str, Any]:
-    raw = orjson.dumps(event).decode()
-    organization_id = event.get("organization_id") if isinstance(event, dict) else None
+def _rejected_record(
+    index: int, event: Any, violations: list[Violation], received_at: str, organization_id: str
+) -> dict[str, Any]:
     return {
         "event_id": _event_id(event) or "",
-        "organization_id": organization_id if isinstance(organization_id, str) else "",
+        "organization_id": organization_id,
         "index": index,
         "received_at": received_at,
+        "source": "gateway",
         "reasons": [v.as_json() for v in violations],
-        "raw": raw[:MAX_REJECTED_RAW_CHARS],
+        "raw": orjson.dumps(event).decode()[:MAX_REJECTED_RAW_CHARS],
     }

@@ -12,6 +12,9 @@ import ipaddress
 
 from aiohttp import web
 
+from ingest.keys import KEYRING, STORE
+from lms_events import write_keys
+from lms_events.errors import LmsEventsError
 from lms_events.instance import ADMIN_TOKEN_HEADER
 
 ADMIN_TOKEN = web.AppKey("admin_token", str)
@@ -28,16 +31,45 @@ def _loopback(remote: str | None) -> bool:
 async def admin_guard(request: web.Request, handler):  # type: ignore[no-untyped-def]
     token = request.headers.get(ADMIN_TOKEN_HEADER, "")
     if not _loopback(request.remote) or not hmac.compare_digest(token, request.app[ADMIN_TOKEN]):
-        raise web.HTTPForbidden(text='{"error": "admin API: loopback and admin token only"}', content_type="application/json")
-    return await handler(request)
+        return web.json_response({"error": "admin API: loopback and admin token only"}, status=403)
+    try:
+        return await handler(request)
+    except LmsEventsError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
 
 
 async def get_status(request: web.Request) -> web.Response:
     return web.json_response({"status": "running"})
 
 
+async def create_key(request: web.Request) -> web.Response:
+    body = await request.json()
+    key, plaintext = await write_keys.create_key(
+        request.config_dict[STORE],
+        organization_id=str(body.get("organization_id", "")),
+        environment=str(body.get("environment", "")),
+        name=str(body.get("name", "")),
+    )
+    await request.config_dict[KEYRING].refresh()
+    return web.json_response({**key.public(), "key": plaintext})
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    keys = await write_keys.list_keys(request.config_dict[STORE], organization_id=request.query.get("organization_id"))
+    return web.json_response([k.public() for k in keys])
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    key = await write_keys.revoke_key(request.config_dict[STORE], request.match_info["key_id"])
+    await request.config_dict[KEYRING].refresh()
+    return web.json_response(key.public())
+
+
 def create_admin_app(token: str) -> web.Application:
     admin = web.Application(middlewares=[admin_guard])
     admin[ADMIN_TOKEN] = token
     admin.router.add_get("/status", get_status)
+    admin.router.add_post("/keys", create_key)
+    admin.router.add_get("/keys", list_keys)
+    admin.router.add_delete("/keys/{key_id}", revoke_key)
     return admin

@@ -4,6 +4,7 @@
     lms-events gateway   the HTTP gateway alone (needs KAFKA_BOOTSTRAP_SERVERS)
     lms-events worker    the stream app alone (needs KAFKA_BOOTSTRAP_SERVERS)
     lms-events migrate   apply pending ClickHouse migrations
+    lms-events keys create|list|revoke   manage write keys (works while `up` runs)
 
 Configuration comes from the environment (see README, `lms_events.settings`).
 """
@@ -15,6 +16,7 @@ import asyncio
 import sys
 
 from lms_events import runtime
+from lms_events.control import control_plane
 from lms_events.errors import LmsEventsError
 from lms_events.logs import configure_logging
 from lms_events.settings import Settings
@@ -27,7 +29,32 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("gateway", help="run the HTTP gateway against configured servers")
     commands.add_parser("worker", help="run the stream worker against configured servers")
     commands.add_parser("migrate", help="apply pending ClickHouse migrations")
+
+    keys = commands.add_parser("keys", help="manage write keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create a write key; the key is printed on the last line")
+    create.add_argument("--org", required=True, help="organization id the key writes for")
+    create.add_argument("--env", default=None, help="production or development (default: LMS_EVENTS_ENV)")
+    create.add_argument("--name", default="", help="a label, e.g. the client app")
+    listing = keys.add_parser("list", help="list write keys (never the keys themselves)")
+    listing.add_argument("--org", default=None)
+    revoke = keys.add_parser("revoke", help="revoke a write key by its id")
+    revoke.add_argument("key_id")
     return parser
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> None:
+    async with control_plane(settings) as control:
+        if args.keys_command == "create":
+            created = await control.create_key(args.org, args.env or settings.environment, args.name)
+            print(f"created write key {created['key_id']} for {created['organization_id']} ({created['environment']})")
+            print(created["key"])
+        elif args.keys_command == "list":
+            for key in await control.list_keys(args.org):
+                state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "active"
+                print(f"{key['key_id']}  {key['organization_id']}  {key['environment']}  {state}  {key['name']}")
+        else:
+            revoked = await control.revoke_key(args.key_id)
+            print(f"revoked write key {revoked['key_id']} of {revoked['organization_id']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "migrate":
             applied = asyncio.run(runtime.run_migrate(settings))
             print(f"applied migrations: {applied or 'none pending'}")
+        elif args.command == "keys":
+            asyncio.run(_keys(settings, args))
     except LmsEventsError as exc:
         print(f"lms-events: {exc}", file=sys.stderr)
         return 2

@@ -7,8 +7,11 @@
     ├── StorageError           ClickHouse refused a query or insert
     │   └── MigrationError     a numbered migration failed (names the file)
     └── ClientError            what a client sent is unacceptable -> HTTP 4xx
+        ├── BadRequest         unparseable or malformed request -> 400
+        ├── Unauthorized       missing, unknown or revoked write key -> 401
+        ├── NotFound           unknown resource (event type schema) -> 404
         ├── PayloadTooLarge    a size limit was exceeded -> 413
-        └── BadRequest         unparseable or malformed request -> 400
+        └── RateLimited        the write key's token bucket is empty -> 429
 
 Third-party errors (aiokafka, chdb, clickhouse-connect, redis) are
 translated into these at the module that talks to that component.
@@ -62,5 +65,21 @@ class BadRequest(ClientError):
     status = 400
 
 
+class Unauthorized(ClientError):
+    status = 401
+
+
+class NotFound(ClientError):
+    status = 404
+
+
 class PayloadTooLarge(ClientError):
     status = 413
+
+
+class RateLimited(ClientError):
+    status = 429
+
+    def __init__(self, reason: str, *, retry_after_s: int) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s

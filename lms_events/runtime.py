@@ -22,7 +22,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ingest.app import create_app
-from lms_events import embedded
+from lms_events import embedded, write_keys
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.errors import ConfigError
 from lms_events.instance import Instance, new_admin_token, remove_instance, write_instance
@@ -116,7 +116,26 @@ async def _start_streams(pipeline: Pipeline, stack: AsyncExitStack) -> None:
     stack.push_async_callback(stream_app.stop)
 
 
-def _banner(pipeline: Pipeline, gateway_url: str) -> str:
+DEMO_ORGANIZATION = "demo-org"
+DEMO_KEY_FILE = "demo_write_key"
+
+
+async def demo_write_key(settings: Settings, store: ClickHouseStore) -> str:
+    """A write key for the demo organization, kept in the data dir (0600) and reused while active."""
+    path = settings.data_dir / DEMO_KEY_FILE
+    if path.exists():
+        plaintext = path.read_text().strip()
+        if write_keys.hash_key(plaintext) in await write_keys.active_keys(store):
+            return plaintext
+    _, plaintext = await write_keys.create_key(
+        store, organization_id=DEMO_ORGANIZATION, environment=settings.environment, name="demo (lms-events up)"
+    )
+    path.touch(mode=0o600)
+    path.write_text(plaintext)
+    return plaintext
+
+
+def _banner(pipeline: Pipeline, gateway_url: str, demo_key: str | None) -> str:
     settings, store = pipeline.settings, pipeline.store
     clickhouse = f"chDB at {settings.chdb_path.resolve()}" if settings.embedded_clickhouse else "ClickHouse server"
     return "\n".join(
@@ -127,6 +146,7 @@ def _banner(pipeline: Pipeline, gateway_url: str) -> str:
             f"  redis       {settings.redis_url}",
             f"  clickhouse  {clickhouse}, database {store.database}",
             f"  data dir    {settings.data_dir.resolve()}",
+            *([f"  write key   {demo_key}  (organization {DEMO_ORGANIZATION}, development)"] if demo_key else []),
             "Ctrl-C or SIGTERM stops it after draining Kafka into ClickHouse.",
         ]
     )
@@ -137,6 +157,8 @@ async def run_up(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
         pipeline = await _start_pipeline(settings, stack)
         settings = pipeline.settings
+        # Before the gateway loads its keys, so the printed key works at once.
+        demo_key = await demo_write_key(settings, pipeline.store) if settings.environment == "development" else None
         admin_token = new_admin_token()
         runner = web.AppRunner(
             create_app(settings, store=pipeline.store, admin_token=admin_token),
@@ -154,7 +176,7 @@ async def run_up(settings: Settings) -> None:
             Instance(os.getpid(), gateway_url, settings.kafka_bootstrap_servers, settings.redis_url, admin_token),
         )
         stack.callback(remove_instance, settings.data_dir)
-        print(_banner(pipeline, gateway_url), flush=True)
+        print(_banner(pipeline, gateway_url, demo_key), flush=True)
         await _start_streams(pipeline, stack)
         log.info("stream_worker_started")
 

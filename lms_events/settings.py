@@ -61,6 +61,27 @@ class Settings:
     sink_batch_messages: int = field(default=500, metadata={"env": "LMS_EVENTS_SINK_BATCH_MESSAGES"})
     sink_batch_within_s: float = field(default=0.5, metadata={"env": "LMS_EVENTS_SINK_BATCH_WITHIN_S"})
 
+    # Intake rules (Event Model seed); see ingest/.
+    max_future_s: float = field(default=600.0, metadata={"env": "LMS_EVENTS_MAX_FUTURE_S"})
+    late_after_s: float = field(default=86400.0, metadata={"env": "LMS_EVENTS_LATE_AFTER_S"})
+    dedup_window_s: int = field(default=86400, metadata={"env": "LMS_EVENTS_DEDUP_WINDOW_S"})
+    dedup_local_entries: int = field(default=200_000, metadata={"env": "LMS_EVENTS_DEDUP_LOCAL_ENTRIES"})
+    # Sampling rates per sampling class; unset = the seed's rule for this environment.
+    sample_performance: float | None = field(default=None, metadata={"env": "LMS_EVENTS_SAMPLE_PERFORMANCE"})
+    sample_high_volume: float = field(default=0.01, metadata={"env": "LMS_EVENTS_SAMPLE_HIGH_VOLUME"})
+    collect_debug: bool | None = field(default=None, metadata={"env": "LMS_EVENTS_COLLECT_DEBUG"})
+    # Token bucket per write key, in events.
+    rate_limit_events_per_s: float = field(default=5000.0, metadata={"env": "LMS_EVENTS_RATE_LIMIT_PER_S"})
+    rate_limit_burst: int = field(default=20000, metadata={"env": "LMS_EVENTS_RATE_LIMIT_BURST"})
+    # HMAC secret that per-organization pseudonymisation keys derive from;
+    # unset = generated once into the data dir.
+    pii_secret: str | None = field(default=None, metadata={"env": "LMS_EVENTS_PII_SECRET"})
+    cors_origins: str = field(default="*", metadata={"env": "LMS_EVENTS_CORS_ORIGINS"})
+    # Take the client IP from X-Forwarded-For (behind a trusted load balancer only).
+    trust_forwarded_for: bool = field(default=False, metadata={"env": "LMS_EVENTS_TRUST_FORWARDED_FOR"})
+    # How often the gateway reloads write keys (revocations apply within this).
+    keys_refresh_s: float = field(default=2.0, metadata={"env": "LMS_EVENTS_KEYS_REFRESH_S"})
+
     log_format: Literal["json", "console"] | None = field(default=None, metadata={"env": "LMS_EVENTS_LOG_FORMAT"})
     log_level: str = field(default="info", metadata={"env": "LMS_EVENTS_LOG_LEVEL"})
 
@@ -75,6 +96,12 @@ class Settings:
                 raise ConfigError(_env_name(name), f"must be a TCP port (0-65535), got {port}")
         if self.kafka_topic_partitions < 1:
             raise ConfigError("LMS_EVENTS_KAFKA_PARTITIONS", "must be at least 1")
+        for name in ("sample_performance", "sample_high_volume"):
+            rate = getattr(self, name)
+            if rate is not None and not 0.0 <= rate <= 1.0:
+                raise ConfigError(_env_name(name), f"a sampling rate is between 0 and 1, got {rate}")
+        if self.rate_limit_events_per_s <= 0 or self.rate_limit_burst < 1:
+            raise ConfigError("LMS_EVENTS_RATE_LIMIT_PER_S", "rate limit and burst must be positive")
         if self.sink_batch_messages < 1 or self.sink_batch_within_s <= 0:
             raise ConfigError("LMS_EVENTS_SINK_BATCH_MESSAGES", "sink batch size and time must be positive")
 
@@ -86,7 +113,7 @@ class Settings:
             raw = environ.get(f.metadata["env"])
             if raw is None or raw == "":
                 continue
-            values[f.name] = _coerce(f.name, f.metadata["env"], raw, f.default)
+            values[f.name] = _coerce(f.metadata["env"], raw, str(f.type))
         return cls(**values)
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -109,6 +136,18 @@ class Settings:
         return self.data_dir / "faust"
 
     @property
+    def performance_sample_rate(self) -> float:
+        """Seed: system performance events 10 % in production, 100 % in development."""
+        if self.sample_performance is not None:
+            return self.sample_performance
+        return 0.1 if self.environment == "production" else 1.0
+
+    @property
+    def debug_events_collected(self) -> bool:
+        """Seed: debug events only in development."""
+        return self.collect_debug if self.collect_debug is not None else self.environment == "development"
+
+    @property
     def json_logs(self) -> bool:
         if self.log_format is not None:
             return self.log_format == "json"
@@ -124,15 +163,23 @@ def _env_name(field_name: str) -> str:
     return env_names()[field_name]
 
 
-def _coerce(name: str, env: str, raw: str, default: object) -> object:
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _coerce(env: str, raw: str, annotation: str) -> object:
+    """Parse `raw` by the field's annotation (`int`, `float | None`, `Path`, ...)."""
+    kind = annotation.split("|")[0].strip()
     try:
-        if isinstance(default, bool):
-            return raw.lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int):
+        if kind == "bool":
+            if raw.lower() not in _TRUE + _FALSE:
+                raise ValueError("expected true or false")
+            return raw.lower() in _TRUE
+        if kind == "int":
             return int(raw)
-        if isinstance(default, float):
+        if kind == "float":
             return float(raw)
-        if isinstance(default, Path):
+        if kind == "Path":
             return Path(raw)
     except ValueError as exc:
         raise ConfigError(env, f"cannot parse {raw!r}: {exc}") from None

@@ -21,14 +21,25 @@ log = structlog.get_logger(__name__)
 
 RAW_EVENTS = "events.raw"
 REJECTED_EVENTS = "events.rejected"
+# One message per request: how many events of each type got each status.
+INTAKE_OUTCOMES = "intake.outcomes"
+# Consent / age-band records per user (durable copy of the gateway's Redis view).
+CONSENT_RECORDS = "consent.records"
+# Domain events of the analytics seed, one per message, keyed by entity id.
+USER_EVENTS = "user.events"
+COURSE_EVENTS = "course.events"
+ASSESSMENT_EVENTS = "assessment.events"
 
-PIPELINE_TOPICS = (RAW_EVENTS, REJECTED_EVENTS)
+DOMAIN_TOPICS = (USER_EVENTS, COURSE_EVENTS, ASSESSMENT_EVENTS)
+# Topics the drain on stop waits for: everything the gateway writes.
+PIPELINE_TOPICS = (RAW_EVENTS, REJECTED_EVENTS, INTAKE_OUTCOMES, CONSENT_RECORDS)
+ALL_TOPICS = PIPELINE_TOPICS + DOMAIN_TOPICS
 
 # Faust's consumer group (the app id); the drain on stop reads its lag.
 STREAM_APP_ID = "lms-events"
 
 
-async def ensure_topics(settings: Settings, bootstrap: str, topics: tuple[str, ...] = PIPELINE_TOPICS) -> None:
+async def ensure_topics(settings: Settings, bootstrap: str, topics: tuple[str, ...] = ALL_TOPICS) -> None:
     """Create missing topics with the configured partitions and a retention bound."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:

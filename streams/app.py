@@ -21,6 +21,7 @@ from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
 from lms_events.topics import RAW_EVENTS, REJECTED_EVENTS, STREAM_APP_ID
 from streams import rows
+from streams.intake_records import register_intake_loaders
 from streams.sink import TableSink, batch_token, load_version
 
 log = structlog.get_logger(__name__)
@@ -119,4 +120,5 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
             sink = await sink_for(REJECTED_TABLE)
             await sink.write(bad_rows, token=batch_token(_coordinates(batch)))
 
+    register_intake_loaders(app, settings, store)
     return app

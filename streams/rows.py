@@ -56,6 +56,8 @@ def event_row(event: dict[str, Any], version: int) -> dict[str, Any]:
         "event_category": event.get("event_category") or "",
         "timestamp": _timestamp(event["timestamp"]),
         "received_at": _timestamp(event["received_at"]),
+        "is_late": bool(event.get("is_late", False)),
+        "client_ip": event.get("client_ip") or "",
         "organization_id": event.get("organization_id") or "",
         "user_id": event.get("user_id") or "",
         "session_id": event.get("session_id") or "",
@@ -71,6 +73,36 @@ def event_row(event: dict[str, Any], version: int) -> dict[str, Any]:
     if enrichment:
         row.update(enrichment)
     return row
+
+
+def outcome_rows(payload: dict[str, Any], version: int) -> list[dict[str, Any]]:
+    """`intake_outcomes` rows from one `intake.outcomes` message."""
+    received_at = _timestamp(payload["received_at"])
+    return [
+        {
+            "received_at": received_at,
+            "organization_id": payload["organization_id"],
+            "key_id": payload["key_id"],
+            "request_id": payload["request_id"],
+            "event_type": count["event_type"],
+            "status": count["status"],
+            "events": count["events"],
+            "_version": version,
+        }
+        for count in payload["counts"]
+    ]
+
+
+def consent_row(record: dict[str, Any], version: int) -> dict[str, Any]:
+    return {
+        "organization_id": record["organization_id"],
+        "user_id": record["user_id"],
+        "categories": orjson.dumps(record.get("categories") or {}).decode(),
+        "age_band": record.get("age_band"),
+        "parental_consent": record.get("parental_consent"),
+        "updated_at": record.get("updated_at", ""),
+        "_version": version,
+    }
 
 
 def rejected_row(record: dict[str, Any], version: int, *, source: str) -> dict[str, Any]:

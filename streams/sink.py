@@ -87,7 +87,7 @@ class TableSink:
     async def for_table(cls, store: ClickHouseStore, table: str) -> TableSink:
         columns = await store.query(f"DESCRIBE TABLE {table}")
         fields = [
-            pa.field(c["name"], arrow_type(c["type"]), nullable=c["type"].startswith("Nullable"))
+            pa.field(c["name"], arrow_type(c["type"]), nullable="Nullable(" in c["type"])
             for c in columns
             if c["default_type"] not in ("MATERIALIZED", "ALIAS", "EPHEMERAL")
         ]

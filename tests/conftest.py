@@ -21,7 +21,7 @@ from lms_events.migrations import migrate
 from lms_events.settings import DEFAULT_REDIS_URL, Settings
 from lms_events.topics import ensure_topics
 from streams.app import create_stream_app
-from tests.support import Gateway, start_gateway
+from tests.support import Client, Gateway, start_gateway
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -88,5 +88,11 @@ async def stream_app(settings: Settings, store: ClickHouseStore, bootstrap: str)
 async def gateway(settings: Settings, store: ClickHouseStore, stream_app: Any) -> AsyncIterator[Gateway]:
     runner, url = await start_gateway(settings, store)
     async with aiohttp.ClientSession() as session:
-        yield Gateway(url, session)
+        yield Gateway(url, session, runner.app)
     await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def client(gateway: Gateway) -> Client:
+    """A client of a fresh organization with its own write key."""
+    return await gateway.client()

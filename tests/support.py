@@ -13,8 +13,10 @@ import aiohttp
 from aiohttp import web
 
 from ingest.app import create_app
+from ingest.keys import KEYRING, STORE
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
+from lms_events.write_keys import create_key
 
 T = TypeVar("T")
 
@@ -58,12 +60,46 @@ def unique_org() -> str:
 
 @dataclass
 class Gateway:
+    """A running gateway, and a way to get write keys for fresh organizations."""
+
     url: str
     session: aiohttp.ClientSession
+    app: web.Application
+
+    async def key_for(self, organization_id: str, environment: str = "development") -> str:
+        _, plaintext = await create_key(self.app[STORE], organization_id=organization_id, environment=environment)
+        await self.app[KEYRING].refresh()
+        return plaintext
+
+    async def client(self, organization_id: str | None = None) -> Client:
+        organization_id = organization_id or unique_org()
+        return Client(self, organization_id, await self.key_for(organization_id))
+
+
+@dataclass
+class Client:
+    """A client app of one organization, posting with its write key."""
+
+    gateway: Gateway
+    organization_id: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def event(self, **overrides: Any) -> dict[str, Any]:
+        return new_event(organization_id=self.organization_id, **overrides)
+
+    async def post(self, path: str, payload: Any = None, **kwargs: Any) -> tuple[int, Any]:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        if payload is not None:
+            kwargs["json"] = payload
+        async with self.gateway.session.post(f"{self.gateway.url}{path}", headers=headers, **kwargs) as response:
+            return response.status, await response.json(content_type=None)
 
     async def post_batch(self, events: Any, **kwargs: Any) -> tuple[int, Any]:
-        async with self.session.post(f"{self.url}/v1/batch", json=events, **kwargs) as response:
-            return response.status, await response.json(content_type=None)
+        return await self.post("/v1/batch", events, **kwargs)
 
 
 async def start_gateway(settings: Settings, store: ClickHouseStore | None = None) -> tuple[web.AppRunner, str]:

@@ -8,9 +8,14 @@ import zlib
 import orjson
 import pytest
 
+from pathlib import Path
+
+import aiohttp
+
 from lms_events import embedded
+from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
-from tests.support import Gateway, eventually, new_event, start_gateway
+from tests.support import Client, Gateway, eventually, start_gateway
 
 
 @pytest.mark.parametrize(
@@ -27,73 +32,70 @@ from tests.support import Gateway, eventually, new_event, start_gateway
     ],
 )
 async def test_malformed_requests_get_400_with_reason(
-    gateway: Gateway, body: bytes, headers: dict[str, str], status: int, needle: str
+    client: Client, body: bytes, headers: dict[str, str], status: int, needle: str
 ) -> None:
-    async with gateway.session.post(f"{gateway.url}/v1/batch", data=body, headers=headers) as response:
-        assert response.status == status
-        assert needle in (await response.json())["error"]
+    code, answer = await client.post("/v1/batch", data=body, headers=headers)
+    assert code == status
+    assert needle in answer["error"]
 
 
-async def test_too_many_events_is_413(gateway: Gateway) -> None:
-    status, body = await gateway.post_batch([new_event() for _ in range(501)])
+async def test_too_many_events_is_413(client: Client) -> None:
+    status, body = await client.post_batch([client.event() for _ in range(501)])
     assert status == 413
     assert "limit is 500" in body["error"]
 
 
-async def test_body_over_1_mib_after_decompression_is_413(gateway: Gateway) -> None:
+async def test_body_over_1_mib_after_decompression_is_413(client: Client) -> None:
     padding = "x" * 30_000
-    events = [new_event(properties={"pad": padding}) for _ in range(40)]  # ~1.2 MiB
+    events = [client.event(properties={"pad": padding}) for _ in range(40)]  # ~1.2 MiB
     compressed = gzip.compress(orjson.dumps(events))
     assert len(compressed) < 1024 * 1024
-    async with gateway.session.post(
-        f"{gateway.url}/v1/batch",
-        data=compressed,
-        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
-    ) as response:
-        assert response.status == 413
-        assert "decompressed" in (await response.json())["error"]
+    status, body = await client.post(
+        "/v1/batch", data=compressed, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    )
+    assert status == 413
+    assert "decompressed" in body["error"]
 
 
-async def test_event_over_32_kib_is_rejected_alone(gateway: Gateway) -> None:
-    big = new_event(properties={"pad": "x" * 33_000})
-    status, body = await gateway.post_batch([big, new_event()])
+async def test_event_over_32_kib_is_rejected_alone(client: Client) -> None:
+    big = client.event(properties={"pad": "x" * 33_000})
+    status, body = await client.post_batch([big, client.event()])
     assert status == 200
     assert [r["status"] for r in body["results"]] == ["rejected", "accepted"]
     assert body["results"][0]["errors"][0]["rule"] == "maxSize"
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
-async def test_compressed_bodies_are_accepted(gateway: Gateway, encoding: str) -> None:
-    raw = orjson.dumps({"batch": [new_event(), new_event()]})
+async def test_compressed_bodies_are_accepted(client: Client, encoding: str) -> None:
+    raw = orjson.dumps({"batch": [client.event(), client.event()]})
     data = gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
-    async with gateway.session.post(
-        f"{gateway.url}/v1/batch", data=data, headers={"Content-Type": "application/json", "Content-Encoding": encoding}
-    ) as response:
-        assert response.status == 200
-        assert (await response.json())["totals"]["accepted"] == 2
+    status, body = await client.post(
+        "/v1/batch", data=data, headers={"Content-Type": "application/json", "Content-Encoding": encoding}
+    )
+    assert status == 200
+    assert body["totals"]["accepted"] == 2
 
 
-async def test_non_object_events_are_rejected_not_crashing(gateway: Gateway) -> None:
-    status, body = await gateway.post_batch([1, "x", None, [], new_event()])
+async def test_non_object_events_are_rejected_not_crashing(client: Client) -> None:
+    status, body = await client.post_batch([1, "x", None, [], client.event()])
     assert status == 200
     assert [r["status"] for r in body["results"]] == ["rejected"] * 4 + ["accepted"]
 
 
-async def test_broker_down_gives_503_and_recovers(settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_broker_down_gives_503_and_recovers(settings: Settings, store: ClickHouseStore, tmp_path: Path) -> None:
     port = embedded.free_port()
     broker = await embedded.start_tansu(port, tmp_path / "tansu.log")
     own = settings.with_overrides(kafka_bootstrap_servers=f"127.0.0.1:{port}", kafka_publish_timeout_s=2.0)
-    runner, url = await start_gateway(own)
-    import aiohttp
-
+    runner, url = await start_gateway(own, store)
     try:
         async with aiohttp.ClientSession() as session:
-            gateway = Gateway(url, session)
-            status, _ = await gateway.post_batch([new_event()])
+            client = await Gateway(url, session, runner.app).client()
+            status, _ = await client.post_batch([client.event()])
             assert status == 200
 
             broker.stop()
-            async with session.post(f"{url}/v1/batch", json=[new_event()]) as response:
+            retried = client.event()
+            async with session.post(f"{url}/v1/batch", json=[retried], headers=client.headers) as response:
                 assert response.status == 503
                 assert response.headers["Retry-After"].isdigit()
                 assert "nothing was accepted" in (await response.json())["error"]
@@ -102,7 +104,11 @@ async def test_broker_down_gives_503_and_recovers(settings: Settings, tmp_path) 
                 assert (await response.json())["components"]["broker"] == "unavailable"
 
             broker = await embedded.start_tansu(port, tmp_path / "tansu.log")
-            await eventually(lambda: gateway.post_batch([new_event()]), lambda result: result[0] == 200, timeout=60)
+            # The retry of the refused event is accepted, not called a duplicate.
+            status, body = await eventually(
+                lambda: client.post_batch([retried]), lambda result: result[0] == 200, timeout=60
+            )
+            assert body["results"][0]["status"] == "accepted"
     finally:
         await runner.cleanup()
         broker.stop()

@@ -8,20 +8,20 @@ from aiokafka import AIOKafkaProducer
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.topics import RAW_EVENTS
 from streams.sink import TableSink
-from tests.support import Gateway, eventually, new_event, rows_for_org, unique_org
+from tests.support import Client, Gateway, eventually, new_event, rows_for_org, unique_org
 
 
-async def test_batch_lands_in_clickhouse_with_fields_intact(gateway: Gateway, store: ClickHouseStore) -> None:
-    org = unique_org()
+async def test_batch_lands_in_clickhouse_with_fields_intact(client: Client, store: ClickHouseStore) -> None:
+    org = client.organization_id
     good = [new_event(organization_id=org, session_id=f"s{i}") for i in range(3)]
     bad_platform = new_event(organization_id=org, device_info={"platform": "phone"})
     no_timestamp = new_event(organization_id=org)
     del no_timestamp["timestamp"]
 
-    status, body = await gateway.post_batch({"batch": [good[0], bad_platform, good[1], no_timestamp, good[2]]})
+    status, body = await client.post_batch({"batch": [good[0], bad_platform, good[1], no_timestamp, good[2]]})
 
     assert status == 200
-    assert body["totals"] == {"accepted": 3, "rejected": 2}
+    assert body["totals"] == {"accepted": 3, "rejected": 2, "duplicate": 0, "sampled_out": 0, "no_consent": 0}
     assert [r["status"] for r in body["results"]] == ["accepted", "rejected", "accepted", "rejected", "accepted"]
     assert [r["index"] for r in body["results"]] == [0, 1, 2, 3, 4]
     assert body["results"][1]["errors"][0]["field"] == "device_info.platform"
@@ -48,12 +48,12 @@ async def test_batch_lands_in_clickhouse_with_fields_intact(gateway: Gateway, st
     assert {tuple(r["rules"]) for r in rejected} == {("enum",), ("required",)}
 
 
-async def test_single_event_endpoint(gateway: Gateway, store: ClickHouseStore) -> None:
-    org = unique_org()
-    event = new_event(organization_id=org)
-    async with gateway.session.post(f"{gateway.url}/v1/events", json=event) as response:
-        assert response.status == 200
-        assert (await response.json())["results"] == [{"index": 0, "event_id": event["event_id"], "status": "accepted"}]
+async def test_single_event_endpoint(client: Client, store: ClickHouseStore) -> None:
+    org = client.organization_id
+    event = client.event()
+    status, body = await client.post("/v1/events", event)
+    assert status == 200
+    assert body["results"] == [{"index": 0, "event_id": event["event_id"], "status": "accepted"}]
     await eventually(lambda: rows_for_org(store, "events", org), lambda rows: len(rows) == 1)
 
 
@@ -98,16 +98,16 @@ async def test_retried_insert_with_same_token_inserts_nothing(store: ClickHouseS
 
 
 async def test_poison_message_goes_to_rejected_and_agent_keeps_going(
-    gateway: Gateway, store: ClickHouseStore, bootstrap: str
+    client: Client, store: ClickHouseStore, bootstrap: str
 ) -> None:
-    org = unique_org()
+    org = client.organization_id
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
     await producer.start()
     try:
         await producer.send_and_wait(RAW_EVENTS, b"\x00not json at all", key=b"poison")
     finally:
         await producer.stop()
-    status, _ = await gateway.post_batch([new_event(organization_id=org)])
+    status, _ = await client.post_batch([client.event()])
     assert status == 200
     await eventually(lambda: rows_for_org(store, "events", org), lambda rows: len(rows) == 1)
     poison = await eventually(

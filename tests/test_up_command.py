@@ -31,12 +31,26 @@ def _get_status(url: str) -> int:
         return 0
 
 
-def _post(url: str, payload: object) -> tuple[int, dict]:
+def _post(url: str, payload: object, key: str) -> tuple[int, dict]:
     request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        method="POST",
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "lms_events.cli", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 def _children(pid: int) -> set[int]:
@@ -91,9 +105,27 @@ def test_up_serves_drains_on_sigterm_and_stops_children(tmp_path: Path) -> None:
         children = _children(process.pid)
         assert children, "up should run the embedded broker as a child process"
 
+        demo_key = (data_dir / "demo_write_key").read_text().strip()
+        assert demo_key in log_path.read_text(), "up prints the demo write key"
+        status, _ = _post(f"{base}/v1/batch", [new_event(organization_id="demo-org")], demo_key)
+        assert status == 200
+
+        # Keys are managed while the product runs (through its admin API).
         org = unique_org()
-        status, body = _post(f"{base}/v1/batch", {"batch": [new_event(organization_id=org) for _ in range(50)]})
+        created = _cli(env, "keys", "create", "--org", org, "--name", "test client")
+        key = created.strip().splitlines()[-1]
+        key_id = created.split()[3]
+        assert key.startswith("lmsk_")
+        assert key_id in _cli(env, "keys", "list", "--org", org)
+        status, body = _post(f"{base}/v1/batch", {"batch": [new_event(organization_id=org) for _ in range(50)]}, key)
         assert status == 200 and body["totals"]["accepted"] == 50
+        status, body = _post(f"{base}/v1/batch", [new_event(organization_id="demo-org")], key)
+        assert status == 200 and body["results"][0]["errors"][0]["rule"] == "organization"
+
+        _cli(env, "keys", "revoke", key_id)
+        status, body = _post(f"{base}/v1/batch", [new_event(organization_id=org)], key)
+        assert status == 401 and "revoked" in body["error"]
+
         # SIGTERM at once: the drain must still land every accepted event.
         process.send_signal(signal.SIGTERM)
         assert process.wait(STOP_DEADLINE_S) == 0, log_path.read_text()[-3000:]

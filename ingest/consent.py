@@ -1,0 +1,142 @@
+"""Consent and age band per user: what the gateway may collect about them.
+
+A consent record is kept per (organization, user). It is set
+- by the platform through `PUT /v1/consent/{user_id}` (write key of the org), or
+- by a `UserCreated` domain event that carries `consent`, `ageBand` or
+  `parentalConsent`.
+Either way the record is first published to Kafka `consent.records`
+(acks=all), which the stream app loads into ClickHouse `consent_records`
+(the durable copy, reloaded into Redis at start), then written to Redis,
+which serves lookups. A user without a record gets the defaults of
+`schemas/privacy.json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+from cachetools import TTLCache
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+import schemas
+from lms_events.clickhouse import ClickHouseStore
+
+log = structlog.get_logger(__name__)
+
+KEY_PREFIX = "lms:consent:"
+# Other gateway processes see a change within this many seconds.
+LOCAL_TTL_S = 10.0
+LOCAL_ENTRIES = 100_000
+
+
+def consent_key(organization_id: str, user_id: str) -> str:
+    return f"{KEY_PREFIX}{organization_id}:{user_id}"
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    organization_id: str
+    user_id: str
+    categories: dict[str, bool] = field(default_factory=dict)
+    age_band: str | None = None
+    parental_consent: bool | None = None
+    updated_at: str = ""
+
+    def allows(self, category: str) -> bool:
+        if category in self.categories:
+            return self.categories[category]
+        return bool(schemas.load("privacy.json")["default_consent"].get(category, True))
+
+    @property
+    def coppa_restricted(self) -> bool:
+        """Under 13 without parental consent: no PII may be stored."""
+        return self.age_band == schemas.load("privacy.json")["coppa_age_band"] and not self.parental_consent
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str | dict[str, Any]) -> ConsentRecord:
+        data = orjson.loads(raw) if isinstance(raw, (bytes, str)) else raw
+        return cls(
+            organization_id=data["organization_id"],
+            user_id=data["user_id"],
+            categories={str(k): bool(v) for k, v in (data.get("categories") or {}).items()},
+            age_band=data.get("age_band"),
+            parental_consent=data.get("parental_consent"),
+            updated_at=data.get("updated_at", ""),
+        )
+
+
+def default_record(organization_id: str, user_id: str) -> ConsentRecord:
+    return ConsentRecord(organization_id, user_id)
+
+
+class ConsentStore:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._local: TTLCache[str, ConsentRecord | None] = TTLCache(maxsize=LOCAL_ENTRIES, ttl=LOCAL_TTL_S)
+
+    async def get_many(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], ConsentRecord | None]:
+        found: dict[tuple[str, str], ConsentRecord | None] = {}
+        missing: list[tuple[str, str]] = []
+        for pair in pairs:
+            key = consent_key(*pair)
+            if key in self._local:
+                found[pair] = self._local[key]
+            else:
+                missing.append(pair)
+        if missing:
+            try:
+                values = await self._redis.mget([consent_key(*pair) for pair in missing])
+            except RedisError as exc:
+                # Without the records we cannot tell an opt-out from a default:
+                # fall back to defaults, which the school's agreement covers.
+                log.warning("consent_redis_unavailable", error=str(exc), users=len(missing))
+                values = [None] * len(missing)
+            for pair, value in zip(missing, values, strict=True):
+                record = ConsentRecord.from_json(value) if value else None
+                self._local[consent_key(*pair)] = record
+                found[pair] = record
+        return found
+
+    async def put(self, record: ConsentRecord) -> None:
+        await self._redis.set(consent_key(record.organization_id, record.user_id), record.to_json())
+        self._local[consent_key(record.organization_id, record.user_id)] = record
+
+    async def put_many(self, records: list[ConsentRecord]) -> None:
+        if not records:
+            return
+        await self._redis.mset({consent_key(r.organization_id, r.user_id): r.to_json() for r in records})
+        for record in records:
+            self._local[consent_key(record.organization_id, record.user_id)] = record
+
+
+RELOAD_PAGE = 10_000
+
+
+async def reload_consent(store: ClickHouseStore, consent: ConsentStore) -> int:
+    """Copy the durable consent records into Redis (it may have restarted empty)."""
+    loaded = 0
+    last = ("", "")
+    while True:
+        rows = await store.query(
+            "SELECT organization_id, user_id, categories, age_band, parental_consent, updated_at "
+            "FROM consent_records FINAL WHERE (organization_id, user_id) > ({org:String}, {user:String}) "
+            "ORDER BY organization_id, user_id LIMIT {page:UInt32}",
+            {"org": last[0], "user": last[1], "page": RELOAD_PAGE},
+        )
+        if not rows:
+            break
+        await consent.put_many(
+            [ConsentRecord.from_json({**row, "categories": orjson.loads(row["categories"])}) for row in rows]
+        )
+        loaded += len(rows)
+        last = (rows[-1]["organization_id"], rows[-1]["user_id"])
+    if loaded:
+        log.info("consent_reloaded", records=loaded)
+    return loaded

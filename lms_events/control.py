@@ -1,0 +1,73 @@
+"""What `lms-events keys ...` talks to: the running instance or the store itself.
+
+While `lms-events up` runs on embedded chDB it owns the data dir, so the
+commands go through its admin API; with a ClickHouse server, or when
+nothing runs, they open the store directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+from lms_events import write_keys
+from lms_events.clickhouse import ClickHouseStore, open_store
+from lms_events.instance import Instance, call_admin, running_instance
+from lms_events.migrations import migrate
+from lms_events.settings import Settings
+
+
+class Control(Protocol):
+    async def create_key(self, organization_id: str, environment: str, name: str) -> dict[str, Any]: ...
+
+    async def list_keys(self, organization_id: str | None) -> list[dict[str, Any]]: ...
+
+    async def revoke_key(self, key_id: str) -> dict[str, Any]: ...
+
+
+class StoreControl:
+    def __init__(self, store: ClickHouseStore) -> None:
+        self.store = store
+
+    async def create_key(self, organization_id: str, environment: str, name: str) -> dict[str, Any]:
+        key, plaintext = await write_keys.create_key(
+            self.store, organization_id=organization_id, environment=environment, name=name
+        )
+        return {**key.public(), "key": plaintext}
+
+    async def list_keys(self, organization_id: str | None) -> list[dict[str, Any]]:
+        return [k.public() for k in await write_keys.list_keys(self.store, organization_id=organization_id)]
+
+    async def revoke_key(self, key_id: str) -> dict[str, Any]:
+        return (await write_keys.revoke_key(self.store, key_id)).public()
+
+
+class InstanceControl:
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+
+    async def create_key(self, organization_id: str, environment: str, name: str) -> dict[str, Any]:
+        payload = {"organization_id": organization_id, "environment": environment, "name": name}
+        return await call_admin(self.instance, "POST", "keys", payload)  # type: ignore[return-value]
+
+    async def list_keys(self, organization_id: str | None) -> list[dict[str, Any]]:
+        query = f"?organization_id={organization_id}" if organization_id else ""
+        return await call_admin(self.instance, "GET", f"keys{query}")  # type: ignore[return-value]
+
+    async def revoke_key(self, key_id: str) -> dict[str, Any]:
+        return await call_admin(self.instance, "DELETE", f"keys/{key_id}")  # type: ignore[return-value]
+
+
+@asynccontextmanager
+async def control_plane(settings: Settings) -> AsyncIterator[Control]:
+    instance = running_instance(settings.data_dir) if settings.embedded_clickhouse else None
+    if instance is not None:
+        yield InstanceControl(instance)
+        return
+    store = await open_store(settings)
+    try:
+        await migrate(store)
+        yield StoreControl(store)
+    finally:
+        await store.close()
