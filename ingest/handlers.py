@@ -18,6 +18,7 @@ import schemas
 from ingest import body, domain_events
 from ingest.consent import ConsentRecord
 from ingest.intake import Caller, iso_ms
+from ingest.privacy import truncate_ip
 from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, SETTINGS
 from ingest.publish import KafkaMessage
 from ingest.taxonomy import event_types, lookup
@@ -73,7 +74,7 @@ async def _authorized(request: web.Request, events: int) -> WriteKey:
 
 async def _ingest(request: web.Request, events: list[Any]) -> web.Response:
     key = await _authorized(request, len(events))
-    caller = Caller(key, client_ip(request), uuid.uuid4().hex)
+    caller = Caller(key, truncate_ip(client_ip(request)), uuid.uuid4().hex)
     intake = request.app[INTAKE]
     outcome = await intake.process(events, caller=caller, received_at=datetime.now(UTC))
     try:
@@ -81,7 +82,7 @@ async def _ingest(request: web.Request, events: list[Any]) -> web.Response:
     except BrokerUnavailable:
         await intake.release(outcome)
         raise
-    log.info("batch_ingested", key_id=key.key_id, events=len(events), **outcome.totals())
+    log.info("batch_ingested", key_id=key.key_id, events=len(events), **outcome.totals)
     return json_response(outcome.as_json())
 
 

@@ -20,14 +20,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from ingest import batching, body
 from ingest.consent import ConsentRecord, ConsentStore
-from ingest.dedup import Deduplicator, dedup_key
+from ingest.dedup import Deduplicator
 from ingest.privacy import PrivacyFilter
 from ingest.publish import KafkaMessage
 from ingest.sampling import Sampler
@@ -39,24 +38,27 @@ MAX_REJECTED_RAW_CHARS = body.MAX_EVENT_BYTES
 UNKNOWN_TYPE = "(unknown)"
 
 
-class Status(StrEnum):
+class Status:
+    """The five fates of an event (plain strings: they are on the per-event hot path)."""
+
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     DUPLICATE = "duplicate"
     SAMPLED_OUT = "sampled_out"
     NO_CONSENT = "no_consent"
+    ALL = (ACCEPTED, REJECTED, DUPLICATE, SAMPLED_OUT, NO_CONSENT)
 
 
 @dataclass(slots=True)
 class EventResult:
     index: int
     event_id: str | None
-    status: Status
+    status: str
     event_type: str = UNKNOWN_TYPE
     errors: list[Violation] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        result: dict[str, Any] = {"index": self.index, "event_id": self.event_id, "status": self.status.value}
+        result: dict[str, Any] = {"index": self.index, "event_id": self.event_id, "status": self.status}
         if self.errors:
             result["errors"] = [e.as_json() for e in self.errors]
         return result
@@ -66,25 +68,26 @@ class EventResult:
 class IntakeOutcome:
     results: list[EventResult]
     messages: list[KafkaMessage]
-    # Dedup claims to release if Kafka refuses the messages.
+    organization_id: str
+    # Event ids claimed for dedup, to release if Kafka refuses the messages.
     claimed: list[str] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
 
-    def totals(self) -> dict[str, int]:
-        counts = dict.fromkeys((status.value for status in Status), 0)
+    def __post_init__(self) -> None:
+        self.totals = dict.fromkeys(Status.ALL, 0)
         for result in self.results:
-            counts[result.status.value] += 1
-        return counts
+            self.totals[result.status] += 1
 
     def as_json(self) -> dict[str, Any]:
-        return {"totals": self.totals(), "results": [r.as_json() for r in self.results]}
+        return {"totals": self.totals, "results": [r.as_json() for r in self.results]}
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who posted, and from where (the IP is truncated before storage)."""
+    """Who posted, and from where (`truncated_ip`: see ingest.privacy.truncate_ip)."""
 
     key: WriteKey
-    client_ip: str | None
+    truncated_ip: str
     request_id: str
 
 
@@ -100,6 +103,11 @@ def _event_id(event: Any) -> str | None:
     if isinstance(event, dict) and isinstance(event.get("event_id"), str):
         return event["event_id"]
     return None
+
+
+def _is_canonical_time(value: str) -> bool:
+    """Already `YYYY-MM-DDTHH:MM:SS.mmmZ` (what most clients send): no need to re-format."""
+    return len(value) == 24 and value[19] == "." and value[23] == "Z"
 
 
 def iso_ms(moment: datetime) -> str:
@@ -167,15 +175,16 @@ class Intake:
             else:
                 consenting.append(c)
 
-        keys = [dedup_key(c.organization_id, c.event["event_id"]) for c in consenting]
-        firsts = await self._dedup.claim(keys)
+        organization_id = caller.key.organization_id
+        event_ids = [c.event["event_id"] for c in consenting]
+        firsts = await self._dedup.claim(organization_id, event_ids)
         accepted: list[dict[str, Any]] = []
         claimed: list[str] = []
-        for c, key, first in zip(consenting, keys, firsts, strict=True):
+        for c, event_id, first in zip(consenting, event_ids, firsts, strict=True):
             status = Status.ACCEPTED if first else Status.DUPLICATE
-            results[c.index] = EventResult(c.index, c.event["event_id"], status, c.valid.event_type.name)
+            results[c.index] = EventResult(c.index, event_id, status, c.valid.event_type.name)
             if first:
-                claimed.append(key)
+                claimed.append(event_id)
                 record = consents.get((c.organization_id, c.event.get("user_id") or ""))
                 accepted.append(self._normalized(c, record, caller, received))
 
@@ -185,11 +194,11 @@ class Intake:
             + batching.rejected_message(rejected)
             + batching.outcome_message(_outcome_counts(final), caller.request_id, caller.key, received)
         )
-        return IntakeOutcome(final, messages, claimed)
+        return IntakeOutcome(final, messages, organization_id, claimed)
 
     async def release(self, outcome: IntakeOutcome) -> None:
         """Kafka refused the outcome's messages: its accepted events were not stored."""
-        await self._dedup.release(outcome.claimed)
+        await self._dedup.release(outcome.organization_id, outcome.claimed)
 
     def _normalized(
         self, candidate: _Candidate, consent: ConsentRecord | None, caller: Caller, received_at: str
@@ -198,17 +207,18 @@ class Intake:
         normalized = dict(event)
         normalized["event_type"] = valid.event_type.name
         normalized["event_category"] = valid.event_type.category
-        normalized["timestamp"] = iso_ms(valid.timestamp)
+        if not _is_canonical_time(event["timestamp"]):
+            normalized["timestamp"] = iso_ms(valid.timestamp)
         normalized["organization_id"] = candidate.organization_id
         normalized["received_at"] = received_at
         normalized["is_late"] = valid.late
-        return self._privacy.apply(normalized, valid.event_type, consent, caller.client_ip)
+        return self._privacy.apply(normalized, valid.event_type, consent, caller.truncated_ip)
 
 
 def _outcome_counts(results: list[EventResult]) -> Counter[tuple[str, str]]:
     counts: Counter[tuple[str, str]] = Counter()
     for result in results:
-        counts[(result.event_type, result.status.value)] += 1
+        counts[(result.event_type, result.status)] += 1
     return counts
 
 

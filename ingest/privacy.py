@@ -69,10 +69,14 @@ class PrivacyFilter:
         self._category_days: dict[str, int] = rules["retention_days"]["by_category"]
         self._identifiers = [_split(p) for p in rules["identifier_fields"]]
         self._free_text = [_split(p) for p in rules["free_text_pii_fields"]]
+        self._caps: dict[tuple[str, str], int] = {}
 
     def retention_days(self, event: dict[str, Any], event_type: EventType) -> int:
         level = event.get("privacy_level") or DEFAULT_PRIVACY_LEVEL
-        cap = min(self._level_days[level], self._category_days.get(event_type.category, self._level_days[level]))
+        cap = self._caps.get((level, event_type.category))
+        if cap is None:
+            cap = min(self._level_days[level], self._category_days.get(event_type.category, self._level_days[level]))
+            self._caps[(level, event_type.category)] = cap
         requested = event.get("retention_days")
         return min(requested, cap) if isinstance(requested, int) else cap
 
@@ -104,10 +108,11 @@ class PrivacyFilter:
                 container[name] = self.pseudonym(organization_id, container[name])
 
     def apply(
-        self, event: dict[str, Any], event_type: EventType, consent: ConsentRecord | None, client_ip: str | None
+        self, event: dict[str, Any], event_type: EventType, consent: ConsentRecord | None, truncated_ip: str
     ) -> dict[str, Any]:
-        """A copy of `event` with privacy rules applied (the caller's dict is not changed)."""
-        filtered = dict(event)
+        """Apply the rules to `event` in place (pass your own copy) and return it.
+        `truncated_ip` is the request's client IP after `truncate_ip`."""
+        filtered = event
         filtered["privacy_level"] = event.get("privacy_level") or DEFAULT_PRIVACY_LEVEL
         filtered["retention_days"] = self.retention_days(filtered, event_type)
         coppa = consent is not None and consent.coppa_restricted
@@ -115,5 +120,5 @@ class PrivacyFilter:
             self._drop_free_text(filtered)
         if filtered["privacy_level"] == "pii":
             self._pseudonymize(filtered)
-        filtered["client_ip"] = "" if coppa else truncate_ip(client_ip)
+        filtered["client_ip"] = "" if coppa else truncated_ip
         return filtered

@@ -65,6 +65,17 @@ def property_schema(event_type: str) -> dict[str, Any]:
     return {"$schema": document["$schema"], "$defs": document["$defs"], "$ref": f"#/$defs/type_{event_type}"}
 
 
+def event_schema(event_type: str) -> dict[str, Any]:
+    """Envelope and this type's properties in one schema: one compiled check per event."""
+    envelope = {k: v for k, v in schemas.event_envelope().items() if k not in ("$schema", "$id")}
+    properties = property_schema(event_type)
+    return {
+        "$schema": properties["$schema"],
+        "$defs": properties["$defs"],
+        "allOf": [envelope, {"properties": {"properties": {"$ref": properties["$ref"]}}}],
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ValidEvent:
     event_type: EventType
@@ -80,14 +91,23 @@ class EventValidator:
         self._properties = {
             name: SchemaCheck(property_schema(name), field_prefix="properties.") for name in event_types()
         }
+        self._whole = {
+            name: jsonschema_rs.validator_for(event_schema(name), validate_formats=True) for name in event_types()
+        }
         self._max_future = max_future
         self._late_after = late_after
 
     def check(self, event: Any, *, received_at: datetime) -> ValidEvent | list[Violation]:
         if not isinstance(event, dict):
             return [Violation("(event)", "type", f"an event must be a JSON object, got {type(event).__name__}")]
+        raw_type = event.get("event_type")
+        event_type = lookup(raw_type) if isinstance(raw_type, str) else None
+        if event_type is not None and self._whole[event_type.name].is_valid(event):
+            return self._check_time(event, event_type, received_at)
+        return self._explain(event, event_type)
+
+    def _explain(self, event: dict[str, Any], event_type: EventType | None) -> list[Violation]:
         violations = self._envelope.violations(event)
-        event_type = lookup(event["event_type"]) if isinstance(event.get("event_type"), str) else None
         if event_type is None and isinstance(event.get("event_type"), str):
             violations.append(
                 Violation("event_type", "taxonomy", f"unknown event type {event['event_type']!r}; see GET /v1/schemas")
@@ -95,9 +115,9 @@ class EventValidator:
         properties = event.get("properties", {})
         if event_type is not None and isinstance(properties, dict):
             violations.extend(self._properties[event_type.name].violations(properties))
-        if violations:
-            return violations
-        assert event_type is not None
+        return violations or [Violation("(event)", "schema", "does not match the schema")]
+
+    def _check_time(self, event: dict[str, Any], event_type: EventType, received_at: datetime) -> ValidEvent | list[Violation]:
         timestamp = datetime.fromisoformat(event["timestamp"])
         if timestamp - received_at > self._max_future:
             return [

@@ -14,12 +14,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from lms_events import runtime
 from lms_events.control import control_plane
 from lms_events.errors import LmsEventsError
 from lms_events.logs import configure_logging
 from lms_events.settings import Settings
+
+T = TypeVar("T")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,22 +61,31 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> None:
             print(f"revoked write key {revoked['key_id']} of {revoked['organization_id']}")
 
 
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on uvloop where it is installed: the gateway's I/O is most of its work."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
         configure_logging(settings)
         if args.command == "up":
-            asyncio.run(runtime.run_up(settings))
+            _run(runtime.run_up(settings))
         elif args.command == "gateway":
             runtime.run_gateway(settings)
         elif args.command == "worker":
-            asyncio.run(runtime.run_worker(settings))
+            _run(runtime.run_worker(settings))
         elif args.command == "migrate":
-            applied = asyncio.run(runtime.run_migrate(settings))
+            applied = _run(runtime.run_migrate(settings))
             print(f"applied migrations: {applied or 'none pending'}")
         elif args.command == "keys":
-            asyncio.run(_keys(settings, args))
+            _run(_keys(settings, args))
     except LmsEventsError as exc:
         print(f"lms-events: {exc}", file=sys.stderr)
         return 2

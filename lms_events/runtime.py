@@ -205,8 +205,15 @@ async def run_worker(settings: Settings) -> None:
 def run_gateway(settings: Settings) -> None:
     if settings.kafka_bootstrap_servers is None:
         raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "`lms-events gateway` needs a broker; `lms-events up` embeds one")
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
     web.run_app(
         create_app(settings),
+        loop=loop,
         host=settings.gateway_host,
         port=settings.gateway_port,
         shutdown_timeout=GATEWAY_SHUTDOWN_TIMEOUT_S,

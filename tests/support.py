@@ -39,7 +39,7 @@ async def eventually(
 
 def new_event(**overrides: Any) -> dict[str, Any]:
     event = {
-        "event_id": str(uuid.uuid4()),
+        "event_id": overrides.pop("event_id", None) or str(uuid.uuid4()),
         "event_type": "game_stage_complete",
         "timestamp": "2026-01-27T14:30:45.123Z",
         "user_id": "usr_12345",

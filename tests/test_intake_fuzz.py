@@ -21,10 +21,11 @@ json_values = st.recursive(
 ENVELOPE_FIELDS = ["event_id", "event_type", "timestamp", "user_id", "session_id", "organization_id",
                    "device_info", "context", "properties", "privacy_level", "retention_days"]
 mutated_events = st.builds(
-    lambda field, value, drop: {
-        **{k: v for k, v in new_event().items() if k != drop},
+    lambda event_id, field, value, drop: {
+        **{k: v for k, v in new_event(event_id=str(event_id)).items() if k != drop},
         **({field: value} if field != drop else {}),
     },
+    st.uuids(),
     st.sampled_from(ENVELOPE_FIELDS),
     json_values,
     st.sampled_from([*ENVELOPE_FIELDS, None]),

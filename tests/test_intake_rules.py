@@ -147,7 +147,7 @@ async def test_dedup_survives_the_local_cache(client: Client, gateway: Gateway, 
     redis = aioredis.from_url(redis_url)
     try:
         fresh = Deduplicator(redis, window_s=60, local_entries=10)
-        assert await fresh.claim([dedup_key(client.organization_id, event["event_id"])]) == [False]
+        assert await fresh.claim(client.organization_id, [event["event_id"]]) == [False]
         assert 0 < await redis.ttl(dedup_key(client.organization_id, event["event_id"])) <= 86400
     finally:
         await redis.aclose()

@@ -1,0 +1,207 @@
+"""Gateway benchmark: realistic mixed batches (100 events, gzip) from N concurrent clients.
+
+    python load_tests/bench_gateway.py [--clients 16] [--seconds 10]
+
+Starts a Tansu broker and one gateway process (load_tests/serve_gateway.py),
+uses the local Redis (or starts valkey), then:
+  1. full load: N clients post as fast as they can -> events/s, p50/p99, gateway CPU
+  2. half load: the same clients paced to half that rate -> p50/p99
+  3. both again with the pure-Python jsonschema validator -> ratios
+Bodies are generated and gzipped before the clock starts, so the figures
+are the gateway's, not the client's (the client still shares the 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lms_events import embedded  # noqa: E402
+from lms_events.settings import DEFAULT_REDIS_URL  # noqa: E402
+
+BATCH_EVENTS = 100
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+MIX = [  # (weight, event_type, properties factory)
+    (40, "game_stage_complete", lambda r: {"game_id": f"G-{r.randint(0, 99999):05d}", "stage_id": "G-01542-quiz",
+                                           "stage_type": "quiz", "score": r.randint(0, 100), "max_score": 100,
+                                           "passed": r.random() > 0.3, "duration_ms": r.randint(1000, 600000),
+                                           "attempts": r.randint(1, 5), "mistake_count": r.randint(0, 9),
+                                           "input_mode": "touch", "device_profile": "any"}),
+    (15, "game_stage_start", lambda r: {"game_id": "G-01542", "stage_id": "G-01542-play", "stage_type": "play",
+                                        "input_mode": "midi", "device_profile": "midi_required"}),
+    (10, "concept_mastered", lambda r: {"game_id": "G-01542", "concept_tags": ["guide_notes", "treble_staff"],
+                                        "mastery_level": "quiz_passed", "time_to_mastery_ms": 125000,
+                                        "total_attempts": 2, "difficulty_level": r.randint(1, 10)}),
+    (10, "menu_click", lambda r: {"menu": "assignments"}),
+    (8, "user_login", lambda r: {"login_method": "sso", "mfa_used": False}),
+    (7, "page_load_time", lambda r: {"page_url": "/student/dashboard", "load_time_ms": r.randint(200, 3000),
+                                     "dom_ready_ms": 800, "first_paint_ms": 600}),
+    (5, "api_response_time", lambda r: {"endpoint": "/api/v1/assignments", "method": "GET", "status_code": 200,
+                                        "response_time_ms": r.randint(5, 500), "payload_size_bytes": 2048}),
+    (3, "review_scheduled", lambda r: {"game_id": "G-01542", "review_date": "2026-12-03T14:30:00Z",
+                                       "offset_days": 7, "retention_confidence": 0.85}),
+    (2, "javascript_error", lambda r: {"message": "TypeError: x is undefined", "line": 12, "column": 4}),
+]
+WEIGHTS = [w for w, _, _ in MIX]
+
+
+def make_body(r: random.Random, now: datetime) -> bytes:
+    session = f"sess_{uuid.uuid4().hex[:12]}"
+    user = f"usr_{r.randint(1, 50000)}"
+    events = []
+    for _ in range(BATCH_EVENTS):
+        _, event_type, props = r.choices(MIX, WEIGHTS)[0]
+        events.append({
+            "event_id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "timestamp": (now - timedelta(seconds=r.randint(0, 600))).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "user_id": user,
+            "session_id": session,
+            "device_info": {"user_agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0", "platform": "desktop",
+                            "browser": "chrome", "version": "120.0.0.0", "timezone": "Europe/Berlin"},
+            "context": {"page_url": "/student/assignment-play", "referrer": "/student/dashboard",
+                        "assignment_id": "asg_789", "sequence_id": "seq_456", "class_id": "cls_12"},
+            "properties": props(r),
+            "privacy_level": "standard",
+        })
+    return gzip.compress(orjson.dumps({"batch": events}), compresslevel=5)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+
+
+async def run_load(url: str, key: str, bodies: list[bytes], clients: int, seconds: float, rate: float | None, pid: int) -> dict:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    latencies: list[float] = []
+    events_done = 0
+    errors = 0
+    next_body = iter(bodies)
+    deadline = time.monotonic() + seconds
+    interval = clients / (rate / BATCH_EVENTS) if rate else 0.0
+
+    async def one_client(session: aiohttp.ClientSession, offset: float) -> None:
+        nonlocal events_done, errors
+        next_at = time.monotonic() + offset
+        while time.monotonic() < deadline:
+            if interval:
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                next_at += interval
+            body = next(next_body, None)
+            if body is None:  # pre-generated bodies used up: the phase ends early
+                return
+            started = time.perf_counter()
+            async with session.post(f"{url}/v1/batch", data=body, headers=headers) as response:
+                answer = await response.read()
+            latencies.append(time.perf_counter() - started)
+            if response.status == 200:
+                totals = orjson.loads(answer)["totals"]
+                events_done += totals["accepted"] + totals["sampled_out"]
+            else:
+                errors += 1
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
+        await asyncio.gather(*(one_client(session, i * interval / clients) for i in range(clients)))
+        cpu_after, wall_after = cpu_seconds(pid), time.monotonic()
+    elapsed = wall_after - wall_before
+    latencies.sort()
+    return {
+        "events_per_s": events_done / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "gateway_cpu": (cpu_after - cpu_before) / elapsed,
+        "requests": len(latencies),
+        "errors": errors,
+    }
+
+
+async def start_gateway(bootstrap: str, redis_url: str, data_dir: Path, validator: str) -> tuple[subprocess.Popen, str, str]:
+    process = subprocess.Popen(
+        [sys.executable, os.environ.get("BENCH_SERVE", str(ROOT / "load_tests" / "serve_gateway.py")), "--bootstrap", bootstrap, "--redis", redis_url,
+         "--data-dir", str(data_dir), "--validator", validator],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert process.stdout is not None
+    line = await asyncio.to_thread(process.stdout.readline)
+    _, port, key = line.split()
+    return process, f"http://127.0.0.1:{port}", key
+
+
+def report(name: str, figures: dict) -> None:
+    print(f"  {name:<34} {figures['events_per_s']:>9,.0f} events/s   p50 {figures['p50_ms']:6.1f} ms   "
+          f"p99 {figures['p99_ms']:6.1f} ms   gateway CPU {figures['gateway_cpu'] * 100:5.1f} %   "
+          f"({figures['requests']} requests, {figures['errors']} errors)")
+
+
+async def measure(validator: str, bootstrap: str, redis_url: str, args: argparse.Namespace, r: random.Random) -> tuple[dict, dict]:
+    with tempfile.TemporaryDirectory() as data_dir:
+        process, url, key = await start_gateway(bootstrap, redis_url, Path(data_dir), validator)
+        try:
+            now = datetime.now(UTC)
+            await run_load(url, key, [make_body(r, now) for _ in range(100)], args.clients, 1.0, None, process.pid)
+            bodies = [make_body(r, now) for _ in range(int(args.max_rate * args.seconds / BATCH_EVENTS))]
+            full = await run_load(url, key, bodies, args.clients, args.seconds, None, process.pid)
+            report(f"{validator}: full load, {args.clients} clients", full)
+            bodies = [make_body(r, now) for _ in range(int(full["events_per_s"] / 2 * args.seconds / BATCH_EVENTS) + 50)]
+            half = await run_load(url, key, bodies, args.clients, args.seconds, full["events_per_s"] / 2, process.pid)
+            report(f"{validator}: half load (paced)", half)
+            return full, half
+        finally:
+            process.terminate()
+            process.wait()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--max-rate", type=float, default=80_000, help="events/s to pre-generate bodies for")
+    args = parser.parse_args()
+    r = random.Random(42)
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = await embedded.start_tansu(embedded.free_port(), Path(tmp) / "tansu.log")
+        valkey = None
+        redis_url = DEFAULT_REDIS_URL
+        if not await embedded.redis_reachable(redis_url):
+            valkey = await embedded.start_valkey(embedded.free_port(), Path(tmp) / "valkey")
+            redis_url = f"redis://127.0.0.1:{valkey.port}/0"
+        try:
+            print(f"gateway benchmark: {BATCH_EVENTS}-event gzip batches, {args.clients} clients, {args.seconds:.0f}s per phase, "
+                  f"{os.cpu_count()} cores shared by client, gateway, broker and Redis")
+            fast_full, fast_half = await measure("compiled", f"127.0.0.1:{broker.port}", redis_url, args, r)
+            slow_full, slow_half = await measure("jsonschema", f"127.0.0.1:{broker.port}", redis_url, args, r)
+            print(f"  ratio compiled/jsonschema: throughput x{fast_full['events_per_s'] / slow_full['events_per_s']:.2f}, "
+                  f"half-load p99 x{slow_half['p99_ms'] / fast_half['p99_ms']:.2f} lower")
+            print(f"  target: >= 50,000 events/s full load; p99 < 25 ms at half load -> "
+                  f"{'MET' if fast_full['events_per_s'] >= 50_000 and fast_half['p99_ms'] < 25 else 'NOT MET'}")
+        finally:
+            broker.stop()
+            if valkey:
+                valkey.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
