@@ -58,7 +58,7 @@ class EventPublisher:
                 producer = self._new_producer()
                 try:
                     await asyncio.wait_for(producer.start(), self._timeout_s)
-                except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, KafkaError, OSError) as exc:
                     await producer.stop()
                     raise BrokerUnavailable(f"Kafka at {self._bootstrap} is unavailable: {exc!r}") from exc
                 self._producer = producer
@@ -82,7 +82,7 @@ class EventPublisher:
 
         try:
             await asyncio.wait_for(send_all(), self._timeout_s)
-        except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, KafkaError, OSError) as exc:
             log.warning("kafka_publish_failed", error=repr(exc), messages=len(messages))
             raise BrokerUnavailable(f"Kafka did not acknowledge the batch: {exc!r}") from exc
 
@@ -91,7 +91,7 @@ class EventPublisher:
             producer = await self._ready_producer()
             await asyncio.wait_for(producer.client.fetch_all_metadata(), min(self._timeout_s, 2.0))
             return True
-        except (BrokerUnavailable, KafkaError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, BrokerUnavailable, KafkaError, OSError):
             return False
 
     async def stop(self) -> None:

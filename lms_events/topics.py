@@ -58,7 +58,7 @@ async def ensure_topics(settings: Settings, bootstrap: str, topics: tuple[str, .
         if missing:
             await admin.create_topics(missing)
             log.info("topics_created", topics=[t.name for t in missing])
-    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, KafkaError, OSError) as exc:
         raise BrokerUnavailable(f"cannot create topics on {bootstrap}: {exc!r}") from exc
     finally:
         await admin.close()
