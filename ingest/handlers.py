@@ -61,19 +61,17 @@ def client_ip(request: web.Request) -> str | None:
     return request.remote
 
 
-async def _authorized(request: web.Request, events: int) -> WriteKey:
-    key = request.app[KEYRING].authenticate(request)
+async def _within_rate_limit(request: web.Request, key: WriteKey, events: int) -> None:
     decision = await request.app[RATE_LIMITER].take(key.key_id, events)
     if not decision.allowed:
         raise RateLimited(
             f"write key {key.key_id} is over its rate limit; retry in {decision.retry_after_s}s",
             retry_after_s=decision.retry_after_s,
         )
-    return key
 
 
-async def _ingest(request: web.Request, events: list[Any]) -> web.Response:
-    key = await _authorized(request, len(events))
+async def _ingest(request: web.Request, key: WriteKey, events: list[Any]) -> web.Response:
+    await _within_rate_limit(request, key, len(events))
     caller = Caller(key, truncate_ip(client_ip(request)), uuid.uuid4().hex)
     intake = request.app[INTAKE]
     outcome = await intake.process(events, caller=caller, received_at=datetime.now(UTC))
@@ -86,22 +84,25 @@ async def _ingest(request: web.Request, events: list[Any]) -> web.Response:
     return json_response(outcome.as_json())
 
 
+# Every handler authenticates before it reads the body: a stranger gets
+# 401, not an explanation of what is wrong with the payload.
+
+
 async def post_batch(request: web.Request) -> web.Response:
-    payload = await body.read_json(request)
-    request.app[KEYRING].authenticate(request)  # 401 before 400: do not explain payloads to strangers
-    return await _ingest(request, body.batch_events(payload))
+    key = request.app[KEYRING].authenticate(request)
+    return await _ingest(request, key, body.batch_events(await body.read_json(request)))
 
 
 async def post_event(request: web.Request) -> web.Response:
-    payload = await body.read_json(request)
-    request.app[KEYRING].authenticate(request)
-    return await _ingest(request, body.single_event(payload))
+    key = request.app[KEYRING].authenticate(request)
+    return await _ingest(request, key, body.single_event(await body.read_json(request)))
 
 
 async def post_domain_events(request: web.Request) -> web.Response:
+    key = request.app[KEYRING].authenticate(request)
     payload = await body.read_json(request)
     events = body.batch_events(payload) if not isinstance(payload, dict) or "batch" in payload else [payload]
-    key = await _authorized(request, len(events))
+    await _within_rate_limit(request, key, len(events))
     outcome = domain_events.decide(events, key)
     consent_messages = [_consent_message(r) for r in outcome.consent_records]
     await request.app[PUBLISHER].publish(outcome.messages + consent_messages)
@@ -118,8 +119,9 @@ def _consent_message(record: ConsentRecord) -> KafkaMessage:
 
 
 async def put_consent(request: web.Request) -> web.Response:
+    key = request.app[KEYRING].authenticate(request)
     payload = await body.read_json(request)
-    key = await _authorized(request, 1)
+    await _within_rate_limit(request, key, 1)
     violations = _consent_check.violations(payload)
     if violations:
         raise BadRequest(f"{violations[0].field}: {violations[0].message}", field=violations[0].field)

@@ -440,3 +440,10 @@ async def test_domain_events_are_validated_and_produced_to_their_topic(client: C
     finally:
         await consumer.stop()
     assert mine[0]["eventType"] == "UserCreated" and mine[0]["organizationId"] == client.organization_id
+
+
+async def test_strangers_get_401_before_any_payload_error(gateway: Gateway) -> None:
+    async with gateway.session.post(
+        f"{gateway.url}/v1/batch", data=b"{not json", headers={"Content-Type": "application/json"}
+    ) as response:
+        assert response.status == 401
