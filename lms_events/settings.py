@@ -61,6 +61,9 @@ class Settings:
     sink_batch_messages: int = field(default=500, metadata={"env": "LMS_EVENTS_SINK_BATCH_MESSAGES"})
     sink_batch_within_s: float = field(default=0.5, metadata={"env": "LMS_EVENTS_SINK_BATCH_WITHIN_S"})
 
+    # AnalyticsUpdated notifications are coalesced per entity over this window.
+    analytics_window_s: float = field(default=5.0, metadata={"env": "LMS_EVENTS_ANALYTICS_WINDOW_S"})
+
     log_format: Literal["json", "console"] | None = field(default=None, metadata={"env": "LMS_EVENTS_LOG_FORMAT"})
     log_level: str = field(default="info", metadata={"env": "LMS_EVENTS_LOG_LEVEL"})
 
@@ -77,6 +80,8 @@ class Settings:
             raise ConfigError("LMS_EVENTS_KAFKA_PARTITIONS", "must be at least 1")
         if self.sink_batch_messages < 1 or self.sink_batch_within_s <= 0:
             raise ConfigError("LMS_EVENTS_SINK_BATCH_MESSAGES", "sink batch size and time must be positive")
+        if self.analytics_window_s <= 0:
+            raise ConfigError("LMS_EVENTS_ANALYTICS_WINDOW_S", "must be positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -6,10 +6,13 @@ dicts against the table it describes at start.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from streams.enrich import category_of, enrichment
+from streams.reference import ReferenceLookup
 
 
 class UndecodableMessage(ValueError):
@@ -21,7 +24,9 @@ def _json_text(value: Any) -> str:
 
 
 def _timestamp(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+    """An ISO 8601 time; one without offset (as ClickHouse prints it) is UTC."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def decode_events(value: bytes) -> list[dict[str, Any]]:
@@ -48,12 +53,12 @@ def decode_rejected(value: bytes) -> list[dict[str, Any]]:
 
 
 def event_row(event: dict[str, Any], version: int) -> dict[str, Any]:
-    """An `events` row from a validated, normalized (and maybe enriched) event."""
+    """The envelope columns of a validated, normalized event (every routed table has them)."""
     device = event.get("device_info") or {}
-    row = {
+    return {
         "event_id": event["event_id"],
         "event_type": event["event_type"],
-        "event_category": event.get("event_category") or "",
+        "event_category": category_of(event),
         "timestamp": _timestamp(event["timestamp"]),
         "received_at": _timestamp(event["received_at"]),
         "organization_id": event.get("organization_id") or "",
@@ -67,9 +72,12 @@ def event_row(event: dict[str, Any], version: int) -> dict[str, Any]:
         "properties": _json_text(event.get("properties")),
         "_version": version,
     }
-    enrichment = event.get("enrichment")
-    if enrichment:
-        row.update(enrichment)
+
+
+def enriched_row(event: dict[str, Any], version: int, lookup: ReferenceLookup) -> dict[str, Any]:
+    """The envelope and enrichment columns of an event; each table takes the columns it has."""
+    row = event_row(event, version)
+    row.update(enrichment(event, row["timestamp"], lookup))
     return row
 
 
