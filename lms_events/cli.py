@@ -4,6 +4,10 @@
     lms-events gateway   the HTTP gateway alone (needs KAFKA_BOOTSTRAP_SERVERS)
     lms-events worker    the stream app alone (needs KAFKA_BOOTSTRAP_SERVERS)
     lms-events migrate   apply pending ClickHouse migrations
+    lms-events reference load FILE.jsonl
+                         send existing users, courses, enrollments (domain events) to Kafka
+    lms-events backfill [--since DATE] [--org ORG] [--all]
+                         re-enrich stored events whose reference data arrived later
 
 Configuration comes from the environment (see README, `lms_events.settings`).
 """
@@ -13,11 +17,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import date
+from pathlib import Path
+
+from tqdm import tqdm
 
 from lms_events import runtime
 from lms_events.errors import LmsEventsError
 from lms_events.logs import configure_logging
 from lms_events.settings import Settings
+from streams.backfill import BackfillScope
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +36,33 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("gateway", help="run the HTTP gateway against configured servers")
     commands.add_parser("worker", help="run the stream worker against configured servers")
     commands.add_parser("migrate", help="apply pending ClickHouse migrations")
+    reference = commands.add_parser("reference", help="reference data (users, courses, enrollments)")
+    reference_commands = reference.add_subparsers(dest="reference_command", required=True)
+    load = reference_commands.add_parser("load", help="send a JSON-lines file of domain events to their topics")
+    load.add_argument("file", type=Path)
+    backfill = commands.add_parser("backfill", help="re-enrich stored events with missing reference data")
+    backfill.add_argument("--since", type=date.fromisoformat, help="only events from this day on (YYYY-MM-DD)")
+    backfill.add_argument("--org", help="only this organization")
+    backfill.add_argument("--all", action="store_true", help="re-enrich every event in scope (values gone stale)")
     return parser
+
+
+async def _backfill_with_progress_bar(settings: Settings, scope: BackfillScope) -> int:
+    """Run the backfill, drawing done / total, rate and ETA (tqdm) from its progress lines."""
+    bar: tqdm | None = None
+    done = 0
+    try:
+        async for progress in runtime.backfill_progress(settings, scope):
+            done, total = int(progress["done"]), int(progress["total"])  # type: ignore[call-overload]
+            if bar is None:
+                # What a resumed run did before is the bar's start, not part of its rate.
+                bar = tqdm(total=total, initial=done, unit="event", unit_scale=True, desc="backfill", dynamic_ncols=True)
+            bar.total = total
+            bar.update(done - bar.n)
+    finally:
+        if bar is not None:
+            bar.close()
+    return done
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "migrate":
             applied = asyncio.run(runtime.run_migrate(settings))
             print(f"applied migrations: {applied or 'none pending'}")
+        elif args.command == "reference":
+            sent = asyncio.run(runtime.run_reference_load(settings, args.file))
+            print(f"sent {sent} domain events")
+        elif args.command == "backfill":
+            scope = BackfillScope(since=args.since, organization_id=args.org, everything=args.all)
+            done = asyncio.run(_backfill_with_progress_bar(settings, scope))
+            print(f"backfill done: {done} events re-enriched")
     except LmsEventsError as exc:
         print(f"lms-events: {exc}", file=sys.stderr)
         return 2

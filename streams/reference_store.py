@@ -50,10 +50,11 @@ async def load_entities(store: ClickHouseStore, wanted: Iterable[Entity]) -> dic
         by_kind.setdefault(str(kind), []).append(key)
     found: dict[Entity, dict[str, Any]] = {}
     for kind, keys in by_kind.items():
+        # The keys travel as one JSON string: both drivers bind a String alike.
         rows = await store.query(
-            "SELECT kind, entity_id, attributes FROM reference_entities FINAL "
-            "WHERE kind = {kind:String} AND entity_id IN {keys:Array(String)}",
-            {"kind": kind, "keys": keys},
+            "SELECT kind, entity_id, attributes FROM reference_entities FINAL WHERE kind = {kind:String} "
+            "AND entity_id IN (SELECT arrayJoin(JSONExtract({keys:String}, 'Array(String)')))",
+            {"kind": kind, "keys": orjson.dumps(keys).decode()},
         )
         found.update(_entities(rows))
     return found

@@ -23,7 +23,7 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value or {}).decode()
 
 
-def _timestamp(value: str) -> datetime:
+def parse_timestamp(value: str) -> datetime:
     """An ISO 8601 time; one without offset (as ClickHouse prints it) is UTC."""
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
@@ -59,8 +59,8 @@ def event_row(event: dict[str, Any], version: int) -> dict[str, Any]:
         "event_id": event["event_id"],
         "event_type": event["event_type"],
         "event_category": category_of(event),
-        "timestamp": _timestamp(event["timestamp"]),
-        "received_at": _timestamp(event["received_at"]),
+        "timestamp": parse_timestamp(event["timestamp"]),
+        "received_at": parse_timestamp(event["received_at"]),
         "organization_id": event.get("organization_id") or "",
         "user_id": event.get("user_id") or "",
         "session_id": event.get("session_id") or "",
@@ -87,7 +87,7 @@ def rejected_row(record: dict[str, Any], version: int, *, source: str) -> dict[s
         "event_id": str(record.get("event_id") or ""),
         "organization_id": str(record.get("organization_id") or ""),
         "batch_index": int(record.get("index", -1)),
-        "received_at": _timestamp(record["received_at"]),
+        "received_at": parse_timestamp(record["received_at"]),
         "source": str(record.get("source") or source),
         "rules": [str(r.get("rule", "")) for r in reasons],
         "reasons": orjson.dumps(reasons).decode(),

@@ -70,8 +70,10 @@ class Gateway:
             return response.status, await response.json(content_type=None)
 
 
-async def start_gateway(settings: Settings, store: ClickHouseStore | None = None) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(create_app(settings, store=store))
+async def start_gateway(
+    settings: Settings, store: ClickHouseStore | None = None, *, admin_token: str | None = None
+) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(create_app(settings, store=store, admin_token=admin_token))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
