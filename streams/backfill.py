@@ -169,7 +169,7 @@ async def _references_for(store: ClickHouseStore, events: list[dict[str, Any]]) 
     loaded: set[reference_store.Entity] = set()
     for _ in range(MAX_LOOKUP_ROUNDS):
         for event in events:
-            enrichment(event, rows.parse_timestamp(event["timestamp"]), lookup)
+            enrichment(event, lookup)
         wanted = lookup.asked - loaded
         if not wanted:
             break

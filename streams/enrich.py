@@ -10,12 +10,17 @@ Lookups are scoped by tenant: a reference entity of another organization
 is treated as unknown, so a colliding id never leaks data across tenants.
 The same function serves the stream (Faust tables) and backfill
 (ClickHouse), so both enrich alike.
+
+The period markers of the seed (event_date, ISO 8601 event_week such as
+`2026-W03`, event_month) are derived by ClickHouse from the timestamp (the
+DEFAULT expressions in sql/0001_events.sql, toISOYear/toISOWeek, which
+handle year boundaries: 2021-01-03 is in 2020-W53): columnar in C++, and
+one definition for stream, backfill and any other writer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -30,19 +35,6 @@ GROUP_CONTENT_TYPES = {"gameplay": "game", "assignments": "assignment"}
 DURATION_PROPERTIES = ("duration_ms", "load_time_ms", "response_time_ms", "time_spent_ms")
 # Ids in properties/context that name a piece of content, most specific first.
 CONTENT_ID_FIELDS = (("content_id", "content"), ("stage_id", "stage"), ("game_id", "game"), ("assessment_id", "assessment"))
-# Distinct days cached for period markers: a micro-batch spans few days.
-PERIOD_CACHE_DAYS = 4096
-
-
-@lru_cache(maxsize=PERIOD_CACHE_DAYS)
-def period_markers(day: date) -> tuple[str, str]:
-    """(ISO 8601 week `YYYY-Www`, month `YYYY-MM`) of a UTC day.
-
-    The ISO year is not the calendar year around New Year: 2021-01-03 is in
-    2020-W53, 2024-12-30 in 2025-W01.
-    """
-    iso_year, iso_week, _ = day.isocalendar()
-    return f"{iso_year}-W{iso_week:02d}", f"{day.year}-{day.month:02d}"
 
 
 @lru_cache(maxsize=1024)
@@ -103,7 +95,7 @@ def _content(properties: Mapping[str, Any], context: Mapping[str, Any], refs: _T
     return None, named
 
 
-def enrichment(event: Mapping[str, Any], timestamp: datetime, lookup: ReferenceLookup) -> dict[str, Any]:
+def enrichment(event: Mapping[str, Any], lookup: ReferenceLookup) -> dict[str, Any]:
     """The enrichment columns of one event (see sql/0001_events.sql)."""
     properties = event.get("properties") or {}
     context = event.get("context") or {}
@@ -139,8 +131,6 @@ def enrichment(event: Mapping[str, Any], timestamp: datetime, lookup: ReferenceL
             taxonomy_entry(event["event_type"]).get("group", ""), ""
         )
 
-    day = timestamp.date()
-    week, month = period_markers(day)
     return {
         "course_id": str(course_id),
         "class_id": str(class_id),
@@ -151,7 +141,4 @@ def enrichment(event: Mapping[str, Any], timestamp: datetime, lookup: ReferenceL
         "score": _number(properties.get("score")),
         "duration_ms": _duration(properties),
         "enrichment_missing": missing,
-        "event_date": day,
-        "event_week": week,
-        "event_month": month,
     }

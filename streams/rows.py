@@ -77,7 +77,7 @@ def event_row(event: dict[str, Any], version: int) -> dict[str, Any]:
 def enriched_row(event: dict[str, Any], version: int, lookup: ReferenceLookup) -> dict[str, Any]:
     """The envelope and enrichment columns of an event; each table takes the columns it has."""
     row = event_row(event, version)
-    row.update(enrichment(event, row["timestamp"], lookup))
+    row.update(enrichment(event, lookup))
     return row
 
 
