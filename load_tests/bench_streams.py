@@ -201,11 +201,12 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-async def main(total: int, per_message: int) -> None:
+async def main(total: int, per_message: int, sink_within_s: float) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as tmp:
         broker = await embedded.start_tansu(embedded.free_port(), Path(tmp) / "tansu.log")
         settings = Settings(
-            kafka_bootstrap_servers=f"127.0.0.1:{broker.port}", data_dir=Path(tmp), log_level="warning"
+            kafka_bootstrap_servers=f"127.0.0.1:{broker.port}", data_dir=Path(tmp), log_level="warning",
+            sink_batch_within_s=sink_within_s,
         )
         configure_logging(settings)
         store = await open_store(settings)
@@ -224,7 +225,10 @@ async def main(total: int, per_message: int) -> None:
             await app.stop()
             await store.close()
             broker.stop()
-    print(f"command: PYTHONPATH=. {sys.executable} load_tests/bench_streams.py --events {total} --per-message {per_message}")
+    print(
+        f"command: PYTHONPATH=. {sys.executable} load_tests/bench_streams.py --events {total} "
+        f"--per-message {per_message} --sink-within {sink_within_s}"
+    )
     print(f"throughput: {rate:,.0f} events/s through enrich+route+sink ({total:,} events, {per_message} per message), target >= 30,000")
     print(
         f"freshness (acked -> queryable, {len(latencies)} messages at {FRESHNESS_RATE_EVENTS_S:,} events/s): "
@@ -235,6 +239,7 @@ async def main(total: int, per_message: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--per-message", type=int, default=50)
+    parser.add_argument("--per-message", type=int, default=50, help="events per Kafka message (client sub-batch)")
+    parser.add_argument("--sink-within", type=float, default=Settings().sink_batch_within_s, help="LMS_EVENTS_SINK_BATCH_WITHIN_S")
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.per_message))
+    asyncio.run(main(args.events, args.per_message, args.sink_within))

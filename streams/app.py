@@ -28,6 +28,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.exceptions import NotReady
 import structlog
 
 from lms_events.clickhouse import ClickHouseStore
@@ -51,6 +52,10 @@ log = structlog.get_logger(__name__)
 # Offsets are committed this often (seconds); the drain on stop waits for it.
 COMMIT_INTERVAL_S = 0.5
 MAX_POISON_RAW_CHARS = 32 * 1024
+# Bytes one fetch may return per partition. A message is a client's
+# sub-batch (tens of KiB); Faust's 1 MiB default made the worker wait on
+# fetch round trips of a few dozen messages instead of processing.
+MAX_FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
 ALERT_TYPE = "ErrorEventReceived"
 
 
@@ -107,6 +112,7 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         stream_wait_empty=True,
+        consumer_max_fetch_size=MAX_FETCH_BYTES_PER_PARTITION,
     )
 
     raw_events = app.topic(RAW_EVENTS, value_serializer="raw", key_serializer="raw")
@@ -225,6 +231,11 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
 
     @app.timer(settings.analytics_window_s)
     async def publish_analytics_window() -> None:
-        await publish_analytics()
+        try:
+            await publish_analytics()
+        except NotReady:
+            # The app is stopping and its producer is gone: this window's
+            # notifications are dropped (they are hints; the rows are stored).
+            log.info("analytics_window_dropped_on_stop")
 
     return app
