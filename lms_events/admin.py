@@ -10,12 +10,14 @@ from __future__ import annotations
 import hmac
 import ipaddress
 
+import orjson
 from aiohttp import web
 
 from ingest.keys import KEYRING, STORE
 from lms_events import write_keys
-from lms_events.errors import LmsEventsError
+from lms_events.errors import LmsEventsError, StorageError
 from lms_events.instance import ADMIN_TOKEN_HEADER
+from streams.backfill import BackfillScope, run_backfill
 
 ADMIN_TOKEN = web.AppKey("admin_token", str)
 
@@ -65,6 +67,23 @@ async def revoke_key(request: web.Request) -> web.Response:
     return web.json_response(key.public())
 
 
+async def post_backfill(request: web.Request) -> web.StreamResponse:
+    """Run a backfill in this process (it owns chDB); one NDJSON progress line per batch."""
+    try:
+        scope = BackfillScope.from_json(await request.json())
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise web.HTTPBadRequest(text=orjson.dumps({"error": f"bad backfill scope: {exc}"}).decode(), content_type="application/json")
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    try:
+        async for progress in run_backfill(request.config_dict[STORE], scope):
+            await response.write(orjson.dumps(progress.as_json()) + b"\n")
+    except StorageError as exc:
+        await response.write(orjson.dumps({"error": str(exc)}) + b"\n")
+    await response.write_eof()
+    return response
+
+
 def create_admin_app(token: str) -> web.Application:
     admin = web.Application(middlewares=[admin_guard])
     admin[ADMIN_TOKEN] = token
@@ -72,4 +91,7 @@ def create_admin_app(token: str) -> web.Application:
     admin.router.add_post("/keys", create_key)
     admin.router.add_get("/keys", list_keys)
     admin.router.add_delete("/keys/{key_id}", revoke_key)
+
+
+    admin.router.add_post("/backfill", post_backfill)
     return admin

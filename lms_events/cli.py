@@ -5,6 +5,10 @@
     lms-events worker    the stream app alone (needs KAFKA_BOOTSTRAP_SERVERS)
     lms-events migrate   apply pending ClickHouse migrations
     lms-events keys create|list|revoke   manage write keys (works while `up` runs)
+    lms-events reference load FILE.jsonl
+                         send existing users, courses, enrollments (domain events) to Kafka
+    lms-events backfill [--since DATE] [--org ORG] [--all]
+                         re-enrich stored events whose reference data arrived later
 
 Configuration comes from the environment (see README, `lms_events.settings`).
 """
@@ -15,13 +19,18 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Coroutine
+from datetime import date
+from pathlib import Path
 from typing import Any, TypeVar
+
+from tqdm import tqdm
 
 from lms_events import runtime
 from lms_events.control import control_plane
 from lms_events.errors import LmsEventsError
 from lms_events.logs import configure_logging
 from lms_events.settings import Settings
+from streams.backfill import BackfillScope
 
 T = TypeVar("T")
 
@@ -43,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--org", default=None)
     revoke = keys.add_parser("revoke", help="revoke a write key by its id")
     revoke.add_argument("key_id")
+    reference = commands.add_parser("reference", help="reference data (users, courses, enrollments)")
+    reference_commands = reference.add_subparsers(dest="reference_command", required=True)
+    load = reference_commands.add_parser("load", help="send a JSON-lines file of domain events to their topics")
+    load.add_argument("file", type=Path)
+    backfill = commands.add_parser("backfill", help="re-enrich stored events with missing reference data")
+    backfill.add_argument("--since", type=date.fromisoformat, help="only events from this day on (YYYY-MM-DD)")
+    backfill.add_argument("--org", help="only this organization")
+    backfill.add_argument("--all", action="store_true", help="re-enrich every event in scope (values gone stale)")
     return parser
 
 
@@ -70,6 +87,24 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coroutine)
 
 
+async def _backfill_with_progress_bar(settings: Settings, scope: BackfillScope) -> int:
+    """Run the backfill, drawing done / total, rate and ETA (tqdm) from its progress lines."""
+    bar: tqdm | None = None
+    done = 0
+    try:
+        async for progress in runtime.backfill_progress(settings, scope):
+            done, total = int(progress["done"]), int(progress["total"])  # type: ignore[call-overload]
+            if bar is None:
+                # What a resumed run did before is the bar's start, not part of its rate.
+                bar = tqdm(total=total, initial=done, unit="event", unit_scale=True, desc="backfill", dynamic_ncols=True)
+            bar.total = total
+            bar.update(done - bar.n)
+    finally:
+        if bar is not None:
+            bar.close()
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -86,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"applied migrations: {applied or 'none pending'}")
         elif args.command == "keys":
             _run(_keys(settings, args))
+        elif args.command == "reference":
+            sent = _run(runtime.run_reference_load(settings, args.file))
+            print(f"sent {sent} domain events")
+        elif args.command == "backfill":
+            scope = BackfillScope(since=args.since, organization_id=args.org, everything=args.all)
+            done = _run(_backfill_with_progress_bar(settings, scope))
+            print(f"backfill done: {done} events re-enriched")
     except LmsEventsError as exc:
         print(f"lms-events: {exc}", file=sys.stderr)
         return 2

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
 
 INSTANCE_FILE = "instance.json"
+# A streamed admin answer (NDJSON) may be quiet this long between lines.
+STREAM_READ_TIMEOUT_S = 600.0
 ADMIN_TOKEN_HEADER = "X-Admin-Token"
 
 
@@ -84,3 +87,21 @@ async def call_admin(instance: Instance, method: str, path: str, payload: object
             if response.status >= 400:
                 raise LmsEventsError(f"admin API {method} {path}: HTTP {response.status}: {body.decode()[:500]}")
             return orjson.loads(body) if body else None
+
+
+async def stream_admin(instance: Instance, path: str, payload: object | None = None) -> AsyncIterator[object]:
+    """POST to a streaming admin route; yields each NDJSON line of the answer, decoded."""
+    import aiohttp
+
+    from lms_events.errors import LmsEventsError
+
+    url = f"{instance.gateway_url}/admin/{path.lstrip('/')}"
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=STREAM_READ_TIMEOUT_S)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with session.post(url, json=payload, headers={ADMIN_TOKEN_HEADER: instance.admin_token}) as response:
+            if response.status >= 400:
+                body = await response.read()
+                raise LmsEventsError(f"admin API POST {path}: HTTP {response.status}: {body.decode()[:500]}")
+            async for line in response.content:
+                if line.strip():
+                    yield orjson.loads(line)

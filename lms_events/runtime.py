@@ -1,4 +1,5 @@
-"""How each role runs: `up` (everything in one process), `worker`, `migrate`.
+"""How each role runs: `up` (everything in one process), `worker`, `migrate`,
+and the commands that work on a running product (`reference load`, `backfill`).
 
 `up` starts what is not configured (Tansu, Redis/valkey, chDB), then the
 stream app and the gateway in one event loop. A clean stop (Ctrl-C,
@@ -14,8 +15,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -24,12 +27,21 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from ingest.app import create_app
 from lms_events import embedded, write_keys
 from lms_events.clickhouse import ClickHouseStore, open_store
-from lms_events.errors import ConfigError
-from lms_events.instance import Instance, new_admin_token, remove_instance, write_instance
+from lms_events.errors import ConfigError, StorageError
+from lms_events.instance import (
+    Instance,
+    new_admin_token,
+    remove_instance,
+    running_instance,
+    stream_admin,
+    write_instance,
+)
 from lms_events.migrations import migrate
 from lms_events.settings import Settings
 from lms_events.topics import PIPELINE_TOPICS, STREAM_APP_ID, ensure_topics
+from streams import reference_load
 from streams.app import create_stream_app
+from streams.backfill import BackfillScope, run_backfill
 
 log = structlog.get_logger(__name__)
 
@@ -229,3 +241,36 @@ async def run_migrate(settings: Settings) -> list[int]:
     finally:
         await store.close()
 
+
+
+async def run_reference_load(settings: Settings, path: Path) -> int:
+    """Send a JSON-lines file of domain events to the broker of the running `up`, else the configured one."""
+    messages = reference_load.read_reference_file(path)
+    instance = running_instance(settings.data_dir)
+    bootstrap = instance.kafka_bootstrap_servers if instance else settings.kafka_bootstrap_servers
+    if bootstrap is None:
+        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "no running `lms-events up` in the data dir and no broker configured")
+    return await reference_load.produce(bootstrap, messages)
+
+
+async def backfill_progress(settings: Settings, scope: BackfillScope) -> AsyncIterator[dict[str, object]]:
+    """Run a backfill where ClickHouse is reachable; yields progress dicts.
+
+    With a ClickHouse server, here. With embedded chDB, inside the running
+    `up` (it owns the data dir) through its admin API, or here when none runs.
+    """
+    instance = None if settings.clickhouse_url else running_instance(settings.data_dir)
+    if instance is not None:
+        async for line in stream_admin(instance, "backfill", scope.as_json()):
+            assert isinstance(line, dict)
+            if "error" in line:
+                raise StorageError(f"backfill in the running instance failed: {line['error']}")
+            yield line
+        return
+    store = await open_store(settings)
+    try:
+        await migrate(store)
+        async for progress in run_backfill(store, scope):
+            yield progress.as_json()
+    finally:
+        await store.close()

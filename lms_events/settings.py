@@ -81,6 +81,8 @@ class Settings:
     trust_forwarded_for: bool = field(default=False, metadata={"env": "LMS_EVENTS_TRUST_FORWARDED_FOR"})
     # How often the gateway reloads write keys (revocations apply within this).
     keys_refresh_s: float = field(default=2.0, metadata={"env": "LMS_EVENTS_KEYS_REFRESH_S"})
+    # AnalyticsUpdated notifications are coalesced per entity over this window.
+    analytics_window_s: float = field(default=5.0, metadata={"env": "LMS_EVENTS_ANALYTICS_WINDOW_S"})
 
     log_format: Literal["json", "console"] | None = field(default=None, metadata={"env": "LMS_EVENTS_LOG_FORMAT"})
     log_level: str = field(default="info", metadata={"env": "LMS_EVENTS_LOG_LEVEL"})
@@ -104,6 +106,8 @@ class Settings:
             raise ConfigError("LMS_EVENTS_RATE_LIMIT_PER_S", "rate limit and burst must be positive")
         if self.sink_batch_messages < 1 or self.sink_batch_within_s <= 0:
             raise ConfigError("LMS_EVENTS_SINK_BATCH_MESSAGES", "sink batch size and time must be positive")
+        if self.analytics_window_s <= 0:
+            raise ConfigError("LMS_EVENTS_ANALYTICS_WINDOW_S", "must be positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

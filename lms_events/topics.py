@@ -4,6 +4,13 @@ Each message on `events.raw` carries one sub-batch of accepted events
 (`{"events": [...]}`, orjson), keyed by session so one session's events
 stay ordered on one partition. `events.rejected` carries rejected events
 with their reasons (`{"rejected": [...]}`), the bad-rows destination.
+
+Domain events (`user.events`, `course.events`, `assessment.events`) carry
+one domain event each (camelCase, `eventType` discriminator, see
+`schemas/domain_events.schema.json`), keyed by the entity id; the stream
+app builds its reference tables from them. The stream app publishes to
+`alerts` (error events) and `analytics.events` (AnalyticsUpdated) and
+consumes neither.
 """
 
 from __future__ import annotations
@@ -30,10 +37,15 @@ USER_EVENTS = "user.events"
 COURSE_EVENTS = "course.events"
 ASSESSMENT_EVENTS = "assessment.events"
 
+ALERTS = "alerts"
+ANALYTICS_EVENTS = "analytics.events"
+
 DOMAIN_TOPICS = (USER_EVENTS, COURSE_EVENTS, ASSESSMENT_EVENTS)
-# Topics the drain on stop waits for: everything the gateway writes.
-PIPELINE_TOPICS = (RAW_EVENTS, REJECTED_EVENTS, INTAKE_OUTCOMES, CONSENT_RECORDS)
-ALL_TOPICS = PIPELINE_TOPICS + DOMAIN_TOPICS
+# What the stream app consumes: the drain on stop waits until these are committed.
+PIPELINE_TOPICS = (RAW_EVENTS, REJECTED_EVENTS, INTAKE_OUTCOMES, CONSENT_RECORDS, *DOMAIN_TOPICS)
+# What the stream app publishes and nobody in lms-events consumes.
+PUBLISHED_TOPICS = (ALERTS, ANALYTICS_EVENTS)
+ALL_TOPICS = (*PIPELINE_TOPICS, *PUBLISHED_TOPICS)
 
 # Faust's consumer group (the app id); the drain on stop reads its lag.
 STREAM_APP_ID = "lms-events"

@@ -1,51 +1,98 @@
-"""The Faust stream app: events.raw -> ClickHouse, events.rejected -> bad rows.
+"""The Faust stream app: collect -> enrich -> route -> load.
 
-Reads top-down like the flow: app, topics, agents. Each agent takes a
-micro-batch of Kafka messages (each message a sub-batch of events),
-turns it into rows and loads it with one insert. Faust acknowledges the
-batch only when the agent body returns, i.e. after ClickHouse has the
-rows, and commits offsets after that (at_least_once); the sinks make the
-replays that follow a crash harmless.
+Reads top-down like the flow: app, topics, tables, agents, timers.
+- `build_reference` turns domain events (user/course/assessment topics)
+  into reference entities: ClickHouse `reference_entities` first (the
+  durable copy), then the Faust tables enrichment reads.
+- `load_events` enriches each event of `events.raw` from those tables,
+  routes it by category to `events`, `perf_events` or `bi_events` (errors
+  also to Kafka `alerts`) and loads each table with one insert per
+  micro-batch; then it hands the stored rows to the AnalyticsUpdated
+  coalescer, which a timer drains to `analytics.events`.
+- `load_rejected` loads the bad rows.
+
+Each agent takes a micro-batch of Kafka messages (each message a
+sub-batch of events). Faust acknowledges the batch only when the agent
+body returns, i.e. after ClickHouse has the rows, and commits offsets
+after that (at_least_once); the sinks make the replays that follow a
+crash harmless. A message an agent cannot understand goes to
+`events.rejected` with the reason and the agent carries on.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import orjson
+from faust.exceptions import NotReady
 import structlog
 
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
-from lms_events.topics import RAW_EVENTS, REJECTED_EVENTS, STREAM_APP_ID
-from streams import rows
+from lms_events.topics import (
+    ALERTS,
+    ANALYTICS_EVENTS,
+    DOMAIN_TOPICS,
+    RAW_EVENTS,
+    REJECTED_EVENTS,
+    STREAM_APP_ID,
+)
+from streams import reference, reference_store, rows
+from streams.analytics import AnalyticsCoalescer
+from streams.reference_tables import ReferenceTables
+from streams.route import REFERENCE_TABLE, REJECTED_TABLE, route_for
 from streams.intake_records import register_intake_loaders
 from streams.sink import TableSink, batch_token, load_version
 
 log = structlog.get_logger(__name__)
 
-EVENTS_TABLE = "events"
-REJECTED_TABLE = "rejected_events"
 # Offsets are committed this often (seconds); the drain on stop waits for it.
 COMMIT_INTERVAL_S = 0.5
 MAX_POISON_RAW_CHARS = 32 * 1024
+# Bytes one fetch may return per partition. A message is a client's
+# sub-batch (tens of KiB); Faust's 1 MiB default made the worker wait on
+# fetch round trips of a few dozen messages instead of processing.
+MAX_FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
+ALERT_TYPE = "ErrorEventReceived"
 
 
 def _coordinates(batch: list[Any]) -> list[tuple[str, int, int]]:
     return [(e.message.topic, e.message.partition, e.message.offset) for e in batch]
 
 
-def _poison_record(value: bytes | None, reason: str, rule: str) -> dict[str, Any]:
+def _poison_record(message: Any, reason: str, rule: str) -> dict[str, Any]:
+    """A bad row for a Kafka message an agent cannot load. Its id is the message's
+    coordinates: unique, so two poison messages never collapse into one row, and
+    stable, so a replay of the same message does."""
+    return _bad_row(f"kafka:{message.topic}/{message.partition}/{message.offset}", message.value, reason, rule)
+
+
+def _bad_row(record_id: str, value: bytes | None, reason: str, rule: str) -> dict[str, Any]:
     return {
-        "event_id": "",
+        "event_id": record_id,
         "organization_id": "",
         "index": -1,
         "source": "stream",
         "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "reasons": [{"field": "(message)", "rule": rule, "message": reason}],
         "raw": (value or b"").decode("utf-8", "replace")[:MAX_POISON_RAW_CHARS],
+    }
+
+
+def _alert(row: Mapping[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
+    """What an on-call consumer needs about an error event; no user id (the event_id leads to it)."""
+    return {
+        "alertType": ALERT_TYPE,
+        "eventId": row["event_id"],
+        "eventType": row["event_type"],
+        "organizationId": row["organization_id"],
+        "platform": row["platform"],
+        "timestamp": row["timestamp"].isoformat(timespec="milliseconds"),
+        "properties": event.get("properties") or {},
     }
 
 
@@ -66,11 +113,20 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         stream_wait_empty=True,
+        consumer_max_fetch_size=MAX_FETCH_BYTES_PER_PARTITION,
     )
 
     raw_events = app.topic(RAW_EVENTS, value_serializer="raw", key_serializer="raw")
     rejected_events = app.topic(REJECTED_EVENTS, value_serializer="raw", key_serializer="raw")
+    domain_events = app.topic(*DOMAIN_TOPICS, value_serializer="raw", key_serializer="raw")
+    alerts = app.topic(ALERTS, value_serializer="raw", key_serializer="raw")
+    analytics_events = app.topic(ANALYTICS_EVENTS, value_serializer="raw", key_serializer="raw")
 
+    reference_tables = ReferenceTables(app)
+    # Set once the tables hold everything ClickHouse has: enriching before
+    # would store gaps that only a backfill could fill.
+    reference_loaded = asyncio.Event()
+    coalescer = AnalyticsCoalescer()
     sinks: dict[str, TableSink] = {}
 
     async def sink_for(table: str) -> TableSink:
@@ -82,22 +138,75 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
         if records:
             await rejected_events.send(value=orjson.dumps({"rejected": records}))
 
-    @app.agent(raw_events)
-    async def load_events(stream: faust.StreamT) -> None:
+    async def publish_analytics() -> None:
+        for update in coalescer.drain():
+            await analytics_events.send(key=update["entityId"].encode(), value=orjson.dumps(update))
+
+    @app.task
+    async def reload_reference() -> None:
+        # After changelog recovery, so only what the changelog lacked is written again.
+        await app.tables.recovery.completed.wait()
+        reference_tables.reload(await reference_store.load_all(store))
+        reference_loaded.set()
+
+    @app.agent(domain_events)
+    async def build_reference(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.sink_batch_messages, within=settings.sink_batch_within_s):
-            version = load_version()
-            event_rows: list[dict[str, Any]] = []
+            merged: dict[reference_store.Entity, dict[str, Any]] = {}
             poison: list[dict[str, Any]] = []
             for message in batch:
                 try:
-                    for event in rows.decode_events(message.value):
-                        event_rows.append(rows.event_row(event, version))
+                    updates = reference.updates_from(reference.decode(message.value))
+                except reference.PoisonDomainEvent as exc:
+                    log.warning("poison_message", topic=message.message.topic, offset=message.message.offset, error=str(exc))
+                    poison.append(_poison_record(message.message, f"cannot load domain event: {exc}", "domain_event"))
+                    continue
+                for update in updates:
+                    entity = (update.kind, update.key)
+                    current = merged.get(entity) or reference_tables.get(*entity)
+                    merged[entity] = reference.merge(current, update)
+            sink = await sink_for(REFERENCE_TABLE)
+            await sink.write(reference_store.entity_rows(merged, load_version()), token=batch_token(_coordinates(batch)))
+            reference_tables.apply(merged)
+            await send_to_bad_rows(poison)
+
+    @app.agent(raw_events)
+    async def load_events(stream: faust.StreamT) -> None:
+        await reference_loaded.wait()
+        async for batch in stream.take_events(settings.sink_batch_messages, within=settings.sink_batch_within_s):
+            version = load_version()
+            by_table: dict[str, list[dict[str, Any]]] = {}
+            stored: list[tuple[dict[str, Any], dict[str, Any]]] = []
+            alerting: list[tuple[dict[str, Any], dict[str, Any]]] = []
+            poison: list[dict[str, Any]] = []
+            for message in batch:
+                try:
+                    # The whole message or none of it: a bad event makes it a poison message.
+                    loaded = [
+                        (rows.enriched_row(event, version, reference_tables), event)
+                        for event in rows.decode_events(message.value)
+                    ]
                 except (rows.UndecodableMessage, KeyError, TypeError, ValueError) as exc:
                     log.warning("poison_message", topic=RAW_EVENTS, offset=message.message.offset, error=str(exc))
-                    poison.append(_poison_record(message.value, f"cannot load message: {exc}", "decode"))
+                    poison.append(_poison_record(message.message, f"cannot load message: {exc}", "decode"))
+                    continue
+                for row, event in loaded:
+                    route = route_for(row["event_type"], row["event_category"])
+                    row["is_error"] = route.alert
+                    by_table.setdefault(route.table, []).append(row)
+                    if route.alert:
+                        alerting.append((row, event))
+                stored.extend(loaded)
             await send_to_bad_rows(poison)
-            sink = await sink_for(EVENTS_TABLE)
-            await sink.write(event_rows, token=batch_token(_coordinates(batch)))
+            token = batch_token(_coordinates(batch))
+            for table, table_rows in by_table.items():
+                sink = await sink_for(table)
+                await sink.write(table_rows, token=token)
+            for row, event in alerting:
+                await alerts.send(key=row["organization_id"].encode(), value=orjson.dumps(_alert(row, event)))
+            coalescer.observe(stored)
+            if coalescer.full:
+                await publish_analytics()
 
     @app.agent(rejected_events)
     async def load_rejected(stream: faust.StreamT) -> None:
@@ -109,16 +218,26 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
                     records = rows.decode_rejected(message.value)
                     source = "gateway"
                 except rows.UndecodableMessage as exc:
-                    records = [_poison_record(message.value, f"cannot load message: {exc}", "decode")]
+                    records = [_poison_record(message.message, f"cannot load message: {exc}", "decode")]
                     source = "stream"
                 for record in records:
                     try:
                         bad_rows.append(rows.rejected_row(record, version, source=source))
                     except (KeyError, TypeError, ValueError) as exc:
-                        fallback = _poison_record(orjson.dumps(record), f"malformed bad-row: {exc}", "decode")
+                        record_id = f"kafka:{message.message.topic}/{message.message.partition}/{message.message.offset}/{len(bad_rows)}"
+                        fallback = _bad_row(record_id, orjson.dumps(record), f"malformed bad-row: {exc}", "decode")
                         bad_rows.append(rows.rejected_row(fallback, version, source="stream"))
             sink = await sink_for(REJECTED_TABLE)
             await sink.write(bad_rows, token=batch_token(_coordinates(batch)))
+
+    @app.timer(settings.analytics_window_s)
+    async def publish_analytics_window() -> None:
+        try:
+            await publish_analytics()
+        except NotReady:
+            # The app is stopping and its producer is gone: this window's
+            # notifications are dropped (they are hints; the rows are stored).
+            log.info("analytics_window_dropped_on_stop")
 
     register_intake_loaders(app, settings, store)
     return app

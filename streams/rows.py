@@ -6,10 +6,13 @@ dicts against the table it describes at start.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from streams.enrich import category_of, enrichment
+from streams.reference import ReferenceLookup
 
 
 class UndecodableMessage(ValueError):
@@ -20,8 +23,10 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value or {}).decode()
 
 
-def _timestamp(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+def parse_timestamp(value: str) -> datetime:
+    """An ISO 8601 time; one without offset (as ClickHouse prints it) is UTC."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def decode_events(value: bytes) -> list[dict[str, Any]]:
@@ -48,14 +53,14 @@ def decode_rejected(value: bytes) -> list[dict[str, Any]]:
 
 
 def event_row(event: dict[str, Any], version: int) -> dict[str, Any]:
-    """An `events` row from a validated, normalized (and maybe enriched) event."""
+    """The envelope columns of a validated, normalized event (every routed table has them)."""
     device = event.get("device_info") or {}
-    row = {
+    return {
         "event_id": event["event_id"],
         "event_type": event["event_type"],
-        "event_category": event.get("event_category") or "",
-        "timestamp": _timestamp(event["timestamp"]),
-        "received_at": _timestamp(event["received_at"]),
+        "event_category": category_of(event),
+        "timestamp": parse_timestamp(event["timestamp"]),
+        "received_at": parse_timestamp(event["received_at"]),
         "is_late": bool(event.get("is_late", False)),
         "client_ip": event.get("client_ip") or "",
         "organization_id": event.get("organization_id") or "",
@@ -69,15 +74,18 @@ def event_row(event: dict[str, Any], version: int) -> dict[str, Any]:
         "properties": _json_text(event.get("properties")),
         "_version": version,
     }
-    enrichment = event.get("enrichment")
-    if enrichment:
-        row.update(enrichment)
+
+
+def enriched_row(event: dict[str, Any], version: int, lookup: ReferenceLookup) -> dict[str, Any]:
+    """The envelope and enrichment columns of an event; each table takes the columns it has."""
+    row = event_row(event, version)
+    row.update(enrichment(event, lookup))
     return row
 
 
 def outcome_rows(payload: dict[str, Any], version: int) -> list[dict[str, Any]]:
     """`intake_outcomes` rows from one `intake.outcomes` message."""
-    received_at = _timestamp(payload["received_at"])
+    received_at = parse_timestamp(payload["received_at"])
     return [
         {
             "received_at": received_at,
@@ -111,7 +119,7 @@ def rejected_row(record: dict[str, Any], version: int, *, source: str) -> dict[s
         "event_id": str(record.get("event_id") or ""),
         "organization_id": str(record.get("organization_id") or ""),
         "batch_index": int(record.get("index", -1)),
-        "received_at": _timestamp(record["received_at"]),
+        "received_at": parse_timestamp(record["received_at"]),
         "source": str(record.get("source") or source),
         "rules": [str(r.get("rule", "")) for r in reasons],
         "reasons": orjson.dumps(reasons).decode(),

@@ -63,6 +63,7 @@ def settings(bootstrap: str, redis_url: str, data_dir: Path) -> Settings:
         kafka_topic_partitions=2,
         sink_batch_within_s=0.2,
         kafka_publish_timeout_s=3.0,
+        analytics_window_s=0.5,
     )
 
 

@@ -10,13 +10,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
+import orjson
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
 
 from ingest.app import create_app
 from ingest.keys import KEYRING, STORE
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
 from lms_events.write_keys import create_key
+from lms_events.topics import RAW_EVENTS
+from streams.reference import topic_and_key
 
 T = TypeVar("T")
 
@@ -102,8 +106,10 @@ class Client:
         return await self.post("/v1/batch", events, **kwargs)
 
 
-async def start_gateway(settings: Settings, store: ClickHouseStore | None = None) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(create_app(settings, store=store))
+async def start_gateway(
+    settings: Settings, store: ClickHouseStore | None = None, *, admin_token: str | None = None
+) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(create_app(settings, store=store, admin_token=admin_token))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -115,4 +121,39 @@ async def rows_for_org(store: ClickHouseStore, table: str, organization_id: str,
     return await store.query(
         f"SELECT {columns} FROM {table} FINAL WHERE organization_id = {{org:String}} ORDER BY event_id",
         {"org": organization_id},
+    )
+
+
+def accepted(event: dict[str, Any], received_at: str = "2026-01-27T14:30:46.000Z") -> dict[str, Any]:
+    """An event as the gateway publishes it to `events.raw` (stamped, retention resolved)."""
+    return {"retention_days": 2555, "received_at": received_at, **event}
+
+
+async def produce(bootstrap: str, messages: list[tuple[str, bytes, bytes]]) -> None:
+    """Send (topic, key, value) messages with acks=all, in order."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def produce_events(bootstrap: str, events: list[dict[str, Any]], key: bytes = b"session") -> None:
+    await produce(bootstrap, [(RAW_EVENTS, key, orjson.dumps({"events": events}))])
+
+
+async def produce_domain_events(bootstrap: str, domain_events: list[dict[str, Any]]) -> None:
+    messages = []
+    for event in domain_events:
+        topic, key = topic_and_key(event)
+        messages.append((topic, key.encode(), orjson.dumps(event)))
+    await produce(bootstrap, messages)
+
+
+async def reference_entity(store: ClickHouseStore, kind: str, entity_id: str) -> list[dict[str, Any]]:
+    return await store.query(
+        "SELECT attributes FROM reference_entities FINAL WHERE kind = {k:String} AND entity_id = {id:String}",
+        {"k": kind, "id": entity_id},
     )

@@ -225,8 +225,9 @@ async def test_retention_defaults_and_caps(
         overrides["retention_days"] = requested
     status, body = await client.post_batch([client.event(**overrides)])
     assert body["totals"]["accepted"] == 1, body
+    table = "perf_events" if event_type == "page_load_time" else "events"  # routed by category
     row = await eventually(
-        lambda: rows_for_org(store, "events", client.organization_id, "retention_days"), lambda r: len(r) == 1
+        lambda: rows_for_org(store, table, client.organization_id, "retention_days"), lambda r: len(r) == 1
     )
     assert row[0]["retention_days"] == stored
 

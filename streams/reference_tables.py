@@ -1,0 +1,60 @@
+"""Reference data as Faust tables, one per `Kind`, built by the reference agent.
+
+GlobalTables, because the lookups come from `events.raw`, which is keyed
+by session, not by user or course: every worker needs every entity, so
+each keeps a full replica fed by the changelog (reference data is small:
+users, courses, enrollments). One changelog partition, as Faust advises
+for global tables read by several workers.
+
+Memory store plus changelog rather than an on-disk store: the durable copy
+is `reference_entities` in ClickHouse (see streams/reference_store.py),
+which backfill needs anyway; a second on-disk copy (rocksdict) would be one
+more thing to keep consistent, and would still be lost with the node.
+`use_partitioner` lets the start-up reload write outside an agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+import structlog
+
+from streams.reference import Kind
+from streams.reference_store import Entity
+
+log = structlog.get_logger(__name__)
+
+CHANGELOG_PARTITIONS = 1
+
+
+def table_name(kind: Kind) -> str:
+    return f"reference-{kind}"
+
+
+class ReferenceTables:
+    def __init__(self, app: faust.App) -> None:
+        self.tables = {
+            kind: app.GlobalTable(
+                table_name(kind), default=None, partitions=CHANGELOG_PARTITIONS, use_partitioner=True
+            )
+            for kind in Kind
+        }
+        # Reads bypass the table's per-key sensors (hot path: several
+        # lookups per event); writes go through the table, which sends the changelog.
+        self._stores = {kind: table.data for kind, table in self.tables.items()}
+
+    def get(self, kind: Kind, key: str) -> Mapping[str, Any] | None:
+        return self._stores[kind].get(key)
+
+    def apply(self, entities: Mapping[Entity, Mapping[str, Any]]) -> None:
+        for (kind, key), attributes in entities.items():
+            self.tables[kind][key] = dict(attributes)
+
+    def reload(self, stored: Mapping[Entity, Mapping[str, Any]]) -> int:
+        """Write the stored entities the tables lack or hold differently; returns how many."""
+        changed = {entity: attributes for entity, attributes in stored.items() if self.get(*entity) != attributes}
+        self.apply(changed)
+        log.info("reference_reloaded", stored=len(stored), changed=len(changed))
+        return len(changed)

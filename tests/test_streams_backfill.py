@@ -1,0 +1,134 @@
+"""Late reference data: bulk load, backfill (direct and through the admin API), resume."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from lms_events.clickhouse import ClickHouseStore
+from lms_events.instance import Instance, new_admin_token, stream_admin
+from lms_events.runtime import run_reference_load
+from lms_events.settings import Settings
+from streams.backfill import BackfillScope, Progress, run_backfill
+from streams.reference_load import ReferenceFileError
+from tests.support import accepted, eventually, new_event, produce_events, reference_entity, rows_for_org, start_gateway, unique_org
+
+COLUMNS = "event_id, course_id, class_id, enrollment_id, department_id, user_role, enrichment_missing, _version"
+
+
+def _late_story(org: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    suffix = uuid.uuid4().hex[:8]
+    ids = {name: f"{name}_{suffix}" for name in ("user", "course", "class", "enrollment", "department", "stage")}
+    domain_events = [
+        {"eventType": "UserCreated", "organizationId": org, "userId": ids["user"], "role": "student", "departmentId": ids["department"]},
+        {"eventType": "CourseCreated", "organizationId": org, "courseId": ids["course"], "contents": [{"stageId": ids["stage"], "contentType": "game"}]},
+        {"eventType": "UserEnrolled", "organizationId": org, "userId": ids["user"], "courseId": ids["course"], "classId": ids["class"], "enrollmentId": ids["enrollment"]},
+    ]
+    return ids, domain_events
+
+
+def _plays(org: str, ids: dict[str, str], count: int) -> list[dict[str, Any]]:
+    return [
+        accepted(new_event(organization_id=org, user_id=ids["user"], context={}, properties={"stage_id": ids["stage"], "score": 50}))
+        for _ in range(count)
+    ]
+
+
+def _write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    return path
+
+
+async def _stored_with_gaps(store: ClickHouseStore, bootstrap: str, count: int) -> tuple[str, dict[str, str], list[dict[str, Any]]]:
+    """Events of a learner nobody told us about yet, stored with their gaps."""
+    org = unique_org()
+    ids, domain_events = _late_story(org)
+    await produce_events(bootstrap, _plays(org, ids, count))
+    stored = await eventually(lambda: rows_for_org(store, "events", org, COLUMNS), lambda rows: len(rows) == count)
+    assert all(sorted(r["enrichment_missing"]) == ["content", "user"] for r in stored)
+    return org, ids, domain_events
+
+
+async def _load_reference(settings: Settings, store: ClickHouseStore, tmp_path: Path, ids: dict[str, str], domain_events: list[dict[str, Any]]) -> None:
+    sent = await run_reference_load(settings, _write_jsonl(tmp_path / "reference.jsonl", domain_events))
+    assert sent == len(domain_events)
+    await eventually(lambda: reference_entity(store, "enrollment", f"{ids['user']}/course/{ids['course']}"), bool)
+    await eventually(lambda: reference_entity(store, "content", f"stage/{ids['stage']}"), bool)
+    await eventually(lambda: reference_entity(store, "user", ids["user"]), bool)
+
+
+def _assert_enriched(rows: list[dict[str, Any]], ids: dict[str, str]) -> None:
+    for row in rows:
+        assert (row["course_id"], row["class_id"], row["enrollment_id"], row["department_id"], row["user_role"]) == (
+            ids["course"], ids["class"], ids["enrollment"], ids["department"], "student",
+        )
+        assert row["enrichment_missing"] == []
+
+
+async def test_late_reference_data_is_filled_by_backfill(
+    stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path
+) -> None:
+    org, ids, domain_events = await _stored_with_gaps(store, bootstrap, 4)
+    await _load_reference(settings, store, tmp_path, ids, domain_events)
+
+    progress = [p async for p in run_backfill(store, BackfillScope(organization_id=org))]
+
+    assert progress[-1].finished and progress[-1].done == 4 and progress[0].total == 4
+    rows = await rows_for_org(store, "events", org, COLUMNS)
+    assert len(rows) == 4
+    _assert_enriched(rows, ids)
+    replaced = await store.query("SELECT count() AS n FROM events FINAL WHERE organization_id = {o:String}", {"o": org})
+    assert replaced[0]["n"] == 4
+
+
+async def test_interrupted_backfill_resumes_after_its_last_batch(
+    stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path
+) -> None:
+    org, ids, domain_events = await _stored_with_gaps(store, bootstrap, 5)
+    await _load_reference(settings, store, tmp_path, ids, domain_events)
+    scope = BackfillScope(organization_id=org)
+
+    first: list[Progress] = []
+    async for progress in run_backfill(store, scope, batch_rows=2):
+        first.append(progress)
+        if progress.done >= 2:
+            break  # interrupted after one batch
+    resumed = [p async for p in run_backfill(store, scope, batch_rows=2)]
+
+    assert first[-1].done == 2
+    assert resumed[0].resumed_from == 2 and resumed[0].total == 5
+    assert resumed[-1].finished and resumed[-1].done == 5
+    _assert_enriched(await rows_for_org(store, "events", org, COLUMNS), ids)
+    again = [p async for p in run_backfill(store, scope)]
+    assert again[-1].done == 0, "a finished job starts over, and nothing is missing any more"
+
+
+async def test_backfill_runs_inside_the_running_instance_through_the_admin_api(
+    stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path
+) -> None:
+    org, ids, domain_events = await _stored_with_gaps(store, bootstrap, 3)
+    await _load_reference(settings, store, tmp_path, ids, domain_events)
+    token = new_admin_token()
+    runner, url = await start_gateway(settings, store, admin_token=token)
+    try:
+        instance = Instance(pid=0, gateway_url=url, kafka_bootstrap_servers=bootstrap, redis_url="", admin_token=token)
+        lines = [line async for line in stream_admin(instance, "backfill", BackfillScope(organization_id=org).as_json())]
+    finally:
+        await runner.cleanup()
+
+    assert lines[-1]["finished"] is True and lines[-1]["done"] == 3
+    assert {"done", "total", "rate", "eta_s"} <= set(lines[0])
+    _assert_enriched(await rows_for_org(store, "events", org, COLUMNS), ids)
+
+
+async def test_reference_file_with_a_bad_line_loads_nothing(settings: Settings, tmp_path: Path) -> None:
+    org = unique_org()
+    _, domain_events = _late_story(org)
+    path = _write_jsonl(tmp_path / "bad.jsonl", [domain_events[0], {"eventType": "UserEnrolled", "userId": "u"}])
+    with pytest.raises(ReferenceFileError) as info:
+        await run_reference_load(settings, path)
+    assert "line 2" in str(info.value) and "courseId" in str(info.value)
