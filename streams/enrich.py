@@ -48,8 +48,8 @@ def category_of(event: Mapping[str, Any]) -> str:
 
 
 def _sent(properties: Mapping[str, Any], context: Mapping[str, Any], name: str) -> Any:
-    value = properties.get(name)
-    return value if value not in (None, "") else context.get(name) or None
+    """What the client sent for `name` (properties first, then context), or None."""
+    return properties.get(name) or context.get(name) or None
 
 
 def _number(value: Any) -> float | None:
@@ -64,60 +64,63 @@ def _duration(properties: Mapping[str, Any]) -> int | None:
     return None
 
 
-class _TenantLookup:
-    """The lookup, restricted to one organization's entities."""
-
-    __slots__ = ("lookup", "organization_id")
-
-    def __init__(self, lookup: ReferenceLookup, organization_id: str) -> None:
-        self.lookup = lookup
-        self.organization_id = organization_id
-
-    def get(self, kind: Kind, key: str | None) -> Mapping[str, Any] | None:
-        if not key:
-            return None
-        entity = self.lookup.get(kind, key)
-        if entity is None or entity.get("organization_id", self.organization_id) != self.organization_id:
-            return None
-        return entity
+@lru_cache(maxsize=1024)
+def _default_content_type(event_type: str) -> str:
+    return GROUP_CONTENT_TYPES.get(taxonomy_entry(event_type).get("group", ""), "")
 
 
-def _content(properties: Mapping[str, Any], context: Mapping[str, Any], refs: _TenantLookup) -> tuple[Mapping[str, Any] | None, bool]:
+def _entity(lookup: ReferenceLookup, kind: Kind, key: str, organization_id: str) -> Mapping[str, Any] | None:
+    """The entity, if it belongs to the event's organization."""
+    entity = lookup.get(kind, key)
+    if entity is None or entity.get("organization_id", organization_id) != organization_id:
+        return None
+    return entity
+
+
+def _content(
+    properties: Mapping[str, Any], context: Mapping[str, Any], lookup: ReferenceLookup, organization_id: str
+) -> tuple[Mapping[str, Any] | None, bool]:
     """The content reference of the event, and whether the event names any content at all."""
     named = False
     for field, id_kind in CONTENT_ID_FIELDS:
-        content_id = _sent(properties, context, field)
+        content_id = properties.get(field) or context.get(field)
         if content_id:
             named = True
-            entity = refs.get(Kind.CONTENT, content_key(id_kind, str(content_id)))
+            entity = _entity(lookup, Kind.CONTENT, content_key(id_kind, str(content_id)), organization_id)
             if entity is not None:
                 return entity, True
     return None, named
 
 
+_NOTHING: Mapping[str, Any] = {}
+
+
 def enrichment(event: Mapping[str, Any], lookup: ReferenceLookup) -> dict[str, Any]:
     """The enrichment columns of one event (see sql/0001_events.sql)."""
-    properties = event.get("properties") or {}
-    context = event.get("context") or {}
-    refs = _TenantLookup(lookup, event.get("organization_id") or "")
+    properties = event.get("properties") or _NOTHING
+    context = event.get("context") or _NOTHING
+    organization_id = event.get("organization_id") or ""
     missing: list[str] = []
     user_id = event.get("user_id") or ""
 
-    user = refs.get(Kind.USER, user_id)
-    if user is None and user_id:
-        missing.append(Kind.USER)
+    user = _entity(lookup, Kind.USER, user_id, organization_id) if user_id else None
+    if user is None:
+        user = _NOTHING
+        if user_id:
+            missing.append(Kind.USER)
 
-    content, names_content = _content(properties, context, refs)
-    course_id = _sent(properties, context, "course_id") or (content or {}).get("course_id") or ""
-    if content is None and names_content and not _sent(properties, context, "course_id"):
+    content, names_content = _content(properties, context, lookup, organization_id)
+    sent_course_id = _sent(properties, context, "course_id")
+    course_id = sent_course_id or (content or _NOTHING).get("course_id") or ""
+    if content is None and names_content and not sent_course_id:
         missing.append(Kind.CONTENT)
 
     class_id = _sent(properties, context, "class_id") or ""
     enrollment_id = _sent(properties, context, "enrollment_id") or ""
     if user_id and (course_id or class_id) and not (class_id and enrollment_id):
-        enrollment = refs.get(Kind.ENROLLMENT, enrollment_by_course(user_id, course_id) if course_id else None) or refs.get(
-            Kind.ENROLLMENT, enrollment_by_class(user_id, class_id) if class_id else None
-        )
+        enrollment = (
+            _entity(lookup, Kind.ENROLLMENT, enrollment_by_course(user_id, course_id), organization_id) if course_id else None
+        ) or (_entity(lookup, Kind.ENROLLMENT, enrollment_by_class(user_id, class_id), organization_id) if class_id else None)
         if enrollment is None:
             missing.append(Kind.ENROLLMENT)
         else:
@@ -127,16 +130,14 @@ def enrichment(event: Mapping[str, Any], lookup: ReferenceLookup) -> dict[str, A
 
     content_type = _sent(properties, context, "content_type")
     if content_type not in CONTENT_TYPES:
-        content_type = (content or {}).get("content_type") or GROUP_CONTENT_TYPES.get(
-            taxonomy_entry(event["event_type"]).get("group", ""), ""
-        )
+        content_type = (content or _NOTHING).get("content_type") or _default_content_type(event["event_type"])
 
     return {
         "course_id": str(course_id),
         "class_id": str(class_id),
         "enrollment_id": str(enrollment_id),
-        "department_id": str(_sent(properties, context, "department_id") or (user or {}).get("department_id") or ""),
-        "user_role": (user or {}).get("role") or "",
+        "department_id": str(_sent(properties, context, "department_id") or user.get("department_id") or ""),
+        "user_role": user.get("role") or "",
         "content_type": content_type,
         "score": _number(properties.get("score")),
         "duration_ms": _duration(properties),

@@ -22,7 +22,6 @@ BI_TABLE = "bi_events"
 REJECTED_TABLE = "rejected_events"
 REFERENCE_TABLE = "reference_entities"
 
-ROUTED_TABLES = (EVENTS_TABLE, PERF_TABLE, BI_TABLE)
 
 _TABLE_OF_CATEGORY = {
     "learning_progress": EVENTS_TABLE,

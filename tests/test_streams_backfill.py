@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -132,3 +135,24 @@ async def test_reference_file_with_a_bad_line_loads_nothing(settings: Settings, 
     with pytest.raises(ReferenceFileError) as info:
         await run_reference_load(settings, path)
     assert "line 2" in str(info.value) and "courseId" in str(info.value)
+
+
+def _cli(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CLICKHOUSE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
+    env["LMS_EVENTS_DATA_DIR"] = str(data_dir)
+    return subprocess.run([sys.executable, "-m", "lms_events.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_backfill_command_without_a_running_instance_opens_the_store_itself(tmp_path: Path) -> None:
+    # Another process, so it may own a chDB data dir of its own.
+    done = _cli(["backfill", "--org", unique_org(), "--since", "2026-01-01"], tmp_path / "data")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "backfill done: 0 events re-enriched" in done.stdout
+    assert (tmp_path / "data" / "clickhouse").is_dir()
+
+
+def test_reference_load_command_names_the_bad_line_and_fails(tmp_path: Path) -> None:
+    path = _write_jsonl(tmp_path / "bad.jsonl", [{"eventType": "CourseCreated"}])
+    failed = _cli(["reference", "load", str(path)], tmp_path / "data")
+    assert failed.returncode == 2
+    assert "line 1" in failed.stderr and "courseId" in failed.stderr
