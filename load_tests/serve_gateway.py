@@ -21,6 +21,7 @@ from ingest import validation
 from lms_events.clickhouse import open_store
 from lms_events.logs import configure_logging
 from lms_events.migrations import migrate
+from lms_events.runtime import tune_gc_for_serving
 from lms_events.settings import Settings
 from lms_events.write_keys import create_key
 
@@ -61,6 +62,7 @@ async def main() -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    tune_gc_for_serving()
     print(f"READY {runner.addresses[0][1]} {key}", flush=True)
     await asyncio.Event().wait()
 
