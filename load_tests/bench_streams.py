@@ -50,6 +50,7 @@ from lms_events.logs import configure_logging
 from lms_events.migrations import migrate
 from lms_events.settings import Settings
 from lms_events.topics import RAW_EVENTS, ensure_topics
+from lms_events.runtime import tune_gc_for_serving
 from streams.app import create_stream_app
 from streams.reference import merge, topic_and_key, updates_from
 from streams.reference_store import Entity, entity_rows
@@ -162,6 +163,7 @@ async def _throughput(producer: AIOKafkaProducer, store: ClickHouseStore, app: A
         futures.append(await producer.send(RAW_EVENTS, value, key=key))
     await asyncio.gather(*futures)
     await app.start()
+    tune_gc_for_serving()  # as `lms-events up` and `worker` do once started
     first, last = await _wait_for(store, org, messages * per_message)
     return messages * per_message / (last - first) if last > first else float("inf")
 
