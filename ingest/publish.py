@@ -22,6 +22,11 @@ log = structlog.get_logger(__name__)
 
 # A 1 MiB batch plus the envelope fields the gateway adds fits comfortably.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# Room for many sub-batch messages in one record batch per partition. With
+# aiokafka's 16 KiB default every message is a batch of its own and
+# concurrent senders queue behind each other: 2.1 ms of CPU per 67 KB
+# message, 0.4 ms at 1 MiB (measured on Tansu).
+MAX_BATCH_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,7 @@ class EventPublisher:
             enable_idempotence=False,
             linger_ms=2,
             max_request_size=MAX_MESSAGE_BYTES,
+            max_batch_size=MAX_BATCH_BYTES,
             request_timeout_ms=int(self._timeout_s * 1000),
             retry_backoff_ms=100,
         )
