@@ -24,7 +24,9 @@ the 30,000 events/s target: one process spends ~45-50 us per event in
 Python (decode 5, envelope row 6-9, enrichment 13, Arrow 8, insert 6,
 analytics 5, measured in isolation) and Faust's consumer thread competes
 for the GIL; Faust alone with a trivial insert moves ~98,000 events/s, so
-the per-event Python is what to make columnar next.
+the per-event Python is what to make columnar next. Re-run after the
+merge with the collector tuned as the worker does: 13,391 events/s,
+freshness p50 0.76 s, p95 1.43 s.
 """
 
 from __future__ import annotations
