@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import redis.asyncio as aioredis
@@ -33,71 +32,56 @@ from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.errors import ConfigError
 from lms_events.settings import DEFAULT_REDIS_URL, Settings
 
-Lifecycle = Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]
+# Each resource reads its configuration from app[SETTINGS]: nothing is captured at import.
 
 
-def _clickhouse(settings: Settings) -> Lifecycle:
-    @asynccontextmanager
-    async def clickhouse(app: web.Application) -> AsyncIterator[None]:
-        store = await open_store(settings)
-        app[STORE] = store
-        yield
-        await store.close()
-
-    return clickhouse
+async def clickhouse(app: web.Application) -> AsyncIterator[None]:
+    store = await open_store(app[SETTINGS])
+    app[STORE] = store
+    yield
+    await store.close()
 
 
-def _write_keys(settings: Settings) -> Lifecycle:
-    @asynccontextmanager
-    async def write_keys(app: web.Application) -> AsyncIterator[None]:
-        keyring = KeyRing(app[STORE], environment=settings.environment)
-        await keyring.refresh()
-        app[KEYRING] = keyring
-        refresher = asyncio.create_task(keyring.refresh_forever(settings.keys_refresh_s))
-        yield
-        refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await refresher
-
-    return write_keys
+async def write_keys(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    keyring = KeyRing(app[STORE], environment=settings.environment)
+    await keyring.refresh()
+    app[KEYRING] = keyring
+    refresher = asyncio.create_task(keyring.refresh_forever(settings.keys_refresh_s))
+    yield
+    refresher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await refresher
 
 
-def _kafka_publisher(settings: Settings) -> Lifecycle:
-    @asynccontextmanager
-    async def kafka_publisher(app: web.Application) -> AsyncIterator[None]:
-        assert settings.kafka_bootstrap_servers is not None
-        publisher = EventPublisher(settings.kafka_bootstrap_servers, timeout_s=settings.kafka_publish_timeout_s)
-        await publisher.start()
-        app[PUBLISHER] = publisher
-        yield
-        await publisher.stop()
-
-    return kafka_publisher
+async def kafka_publisher(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.kafka_bootstrap_servers is not None
+    publisher = EventPublisher(settings.kafka_bootstrap_servers, timeout_s=settings.kafka_publish_timeout_s)
+    await publisher.start()
+    app[PUBLISHER] = publisher
+    yield
+    await publisher.stop()
 
 
-def _redis_and_intake(settings: Settings) -> Lifecycle:
-    @asynccontextmanager
-    async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
-        client = aioredis.from_url(settings.redis_url or DEFAULT_REDIS_URL, socket_timeout=2.0)
-        app[REDIS] = client
-        app[CONSENT] = ConsentStore(client)
-        await reload_consent(app[STORE], app[CONSENT])
-        app[RATE_LIMITER] = RateLimiter(
-            client, events_per_s=settings.rate_limit_events_per_s, burst=settings.rate_limit_burst
-        )
-        app[INTAKE] = Intake(
-            validator=EventValidator(
-                max_future=timedelta(seconds=settings.max_future_s), late_after=timedelta(seconds=settings.late_after_s)
-            ),
-            sampler=Sampler.from_settings(settings),
-            dedup=Deduplicator(client, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
-            consent=app[CONSENT],
-            privacy=PrivacyFilter(load_or_create_secret(settings.pii_secret, settings.data_dir)),
-        )
-        yield
-        await client.aclose()
-
-    return redis_and_intake
+async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    client = aioredis.from_url(settings.redis_url or DEFAULT_REDIS_URL, socket_timeout=2.0)
+    app[REDIS] = client
+    app[CONSENT] = ConsentStore(client)
+    await reload_consent(app[STORE], app[CONSENT])
+    app[RATE_LIMITER] = RateLimiter(client, events_per_s=settings.rate_limit_events_per_s, burst=settings.rate_limit_burst)
+    app[INTAKE] = Intake(
+        validator=EventValidator(
+            max_future=timedelta(seconds=settings.max_future_s), late_after=timedelta(seconds=settings.late_after_s)
+        ),
+        sampler=Sampler.from_settings(settings),
+        dedup=Deduplicator(client, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
+        consent=app[CONSENT],
+        privacy=PrivacyFilter(load_or_create_secret(settings.pii_secret, settings.data_dir)),
+    )
+    yield
+    await client.aclose()
 
 
 def create_app(
@@ -121,10 +105,10 @@ def create_app(
     if store is not None:
         app[STORE] = store
     else:
-        app.cleanup_ctx.append(_clickhouse(settings))
-    app.cleanup_ctx.append(_write_keys(settings))
-    app.cleanup_ctx.append(_kafka_publisher(settings))
-    app.cleanup_ctx.append(_redis_and_intake(settings))
+        app.cleanup_ctx.append(clickhouse)
+    app.cleanup_ctx.append(write_keys)
+    app.cleanup_ctx.append(kafka_publisher)
+    app.cleanup_ctx.append(redis_and_intake)
 
     app.router.add_post("/v1/batch", handlers.post_batch)
     app.router.add_post("/v1/events", handlers.post_event)

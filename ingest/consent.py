@@ -72,10 +72,6 @@ class ConsentRecord:
         )
 
 
-def default_record(organization_id: str, user_id: str) -> ConsentRecord:
-    return ConsentRecord(organization_id, user_id)
-
-
 class ConsentStore:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis

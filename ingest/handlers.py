@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import orjson
@@ -111,7 +112,9 @@ async def post_domain_events(request: web.Request) -> web.Response:
     return json_response(outcome.as_json())
 
 
-_consent_check = SchemaCheck(schemas.load("consent.schema.json"))
+@cache
+def _consent_check() -> SchemaCheck:
+    return SchemaCheck(schemas.load("consent.schema.json"))
 
 
 def _consent_message(record: ConsentRecord) -> KafkaMessage:
@@ -122,7 +125,7 @@ async def put_consent(request: web.Request) -> web.Response:
     key = request.app[KEYRING].authenticate(request)
     payload = await body.read_json(request)
     await _within_rate_limit(request, key, 1)
-    violations = _consent_check.violations(payload)
+    violations = _consent_check().violations(payload)
     if violations:
         raise BadRequest(f"{violations[0].field}: {violations[0].message}", field=violations[0].field)
     user_id = request.match_info["user_id"]

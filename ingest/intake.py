@@ -96,7 +96,7 @@ class _Candidate:
     index: int
     event: dict[str, Any]
     valid: ValidEvent
-    organization_id: str
+    consent: ConsentRecord | None = None
 
 
 def _event_id(event: Any) -> str | None:
@@ -148,6 +148,7 @@ class Intake:
         return checked
 
     async def process(self, events: list[Any], *, caller: Caller, received_at: datetime) -> IntakeOutcome:
+        organization_id = caller.key.organization_id
         received = iso_ms(received_at)
         results: list[EventResult | None] = [None] * len(events)
         rejected: list[dict[str, Any]] = []
@@ -157,25 +158,24 @@ class Intake:
             checked = self._check(event, caller, received_at)
             if not isinstance(checked, ValidEvent):
                 results[index] = EventResult(index, _event_id(event), Status.REJECTED, errors=checked)
-                rejected.append(_rejected_record(index, event, checked, received, caller.key.organization_id))
+                rejected.append(_rejected_record(index, event, checked, received, organization_id))
                 continue
             if not self._sampler.keep(checked.event_type, event["event_id"]):
                 results[index] = EventResult(index, event["event_id"], Status.SAMPLED_OUT, checked.event_type.name)
                 continue
-            candidates.append(_Candidate(index, event, checked, caller.key.organization_id))
+            candidates.append(_Candidate(index, event, checked))
 
         consents = await self._consent.get_many(
-            {(c.organization_id, c.event["user_id"]) for c in candidates if c.event.get("user_id")}
+            {(organization_id, c.event["user_id"]) for c in candidates if c.event.get("user_id")}
         )
         consenting = []
         for c in candidates:
-            record = consents.get((c.organization_id, c.event.get("user_id") or ""))
-            if record is not None and not record.allows(c.valid.event_type.category):
+            c.consent = consents.get((organization_id, c.event.get("user_id") or ""))
+            if c.consent is not None and not c.consent.allows(c.valid.event_type.category):
                 results[c.index] = EventResult(c.index, c.event["event_id"], Status.NO_CONSENT, c.valid.event_type.name)
             else:
                 consenting.append(c)
 
-        organization_id = caller.key.organization_id
         event_ids = [c.event["event_id"] for c in consenting]
         firsts = await self._dedup.claim(organization_id, event_ids)
         accepted: list[dict[str, Any]] = []
@@ -185,8 +185,7 @@ class Intake:
             results[c.index] = EventResult(c.index, event_id, status, c.valid.event_type.name)
             if first:
                 claimed.append(event_id)
-                record = consents.get((c.organization_id, c.event.get("user_id") or ""))
-                accepted.append(self._normalized(c, record, caller, received))
+                accepted.append(self._normalized(c, caller, received))
 
         final = [r for r in results if r is not None]
         messages = (
@@ -200,19 +199,17 @@ class Intake:
         """Kafka refused the outcome's messages: its accepted events were not stored."""
         await self._dedup.release(outcome.organization_id, outcome.claimed)
 
-    def _normalized(
-        self, candidate: _Candidate, consent: ConsentRecord | None, caller: Caller, received_at: str
-    ) -> dict[str, Any]:
+    def _normalized(self, candidate: _Candidate, caller: Caller, received_at: str) -> dict[str, Any]:
         event, valid = candidate.event, candidate.valid
         normalized = dict(event)
         normalized["event_type"] = valid.event_type.name
         normalized["event_category"] = valid.event_type.category
         if not _is_canonical_time(event["timestamp"]):
             normalized["timestamp"] = iso_ms(valid.timestamp)
-        normalized["organization_id"] = candidate.organization_id
+        normalized["organization_id"] = caller.key.organization_id
         normalized["received_at"] = received_at
         normalized["is_late"] = valid.late
-        return self._privacy.apply(normalized, valid.event_type, consent, caller.truncated_ip)
+        return self._privacy.apply(normalized, valid.event_type, candidate.consent, caller.truncated_ip)
 
 
 def _outcome_counts(results: list[EventResult]) -> Counter[tuple[str, str]]:

@@ -112,13 +112,12 @@ class PrivacyFilter:
     ) -> dict[str, Any]:
         """Apply the rules to `event` in place (pass your own copy) and return it.
         `truncated_ip` is the request's client IP after `truncate_ip`."""
-        filtered = event
-        filtered["privacy_level"] = event.get("privacy_level") or DEFAULT_PRIVACY_LEVEL
-        filtered["retention_days"] = self.retention_days(filtered, event_type)
+        event["privacy_level"] = event.get("privacy_level") or DEFAULT_PRIVACY_LEVEL
+        event["retention_days"] = self.retention_days(event, event_type)
         coppa = consent is not None and consent.coppa_restricted
-        if filtered["privacy_level"] == "pii" or coppa:
-            self._drop_free_text(filtered)
-        if filtered["privacy_level"] == "pii":
-            self._pseudonymize(filtered)
-        filtered["client_ip"] = "" if coppa else truncated_ip
-        return filtered
+        if event["privacy_level"] == "pii" or coppa:
+            self._drop_free_text(event)
+        if event["privacy_level"] == "pii":
+            self._pseudonymize(event)
+        event["client_ip"] = "" if coppa else truncated_ip
+        return event

@@ -32,7 +32,7 @@ class Violation:
 
 
 def _dotted(path: Any) -> str:
-    return ".".join(str(part) for part in path) or "(event)"
+    return ".".join(str(part) for part in path)
 
 
 class SchemaCheck:
@@ -43,20 +43,22 @@ class SchemaCheck:
         explainer_cls = jsonschema.validators.validator_for(schema)
         self._explainer = explainer_cls(schema, format_checker=explainer_cls.FORMAT_CHECKER)
         self._prefix = field_prefix
+        # Where an error at the instance's root is reported.
+        self._root = field_prefix.rstrip(".") or "(event)"
 
     def violations(self, instance: Any) -> list[Violation]:
         if self._fast.is_valid(instance):
             return []
         found = [
             Violation(
-                field=self._prefix + _dotted(error.absolute_path) if error.absolute_path else (self._prefix.rstrip(".") or "(event)"),
+                field=self._prefix + _dotted(error.absolute_path) if error.absolute_path else self._root,
                 rule=str(error.validator),
                 message=error.message,
             )
             for error in sorted(self._explainer.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
         ]
         # The two validators disagree only on exotic formats; never accept what the fast one refused.
-        return found or [Violation(self._prefix.rstrip(".") or "(event)", "schema", "does not match the schema")]
+        return found or [Violation(self._root, "schema", "does not match the schema")]
 
 
 def property_schema(event_type: str) -> dict[str, Any]:

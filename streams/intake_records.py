@@ -18,11 +18,10 @@ import faust
 import orjson
 import structlog
 
-from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
 from lms_events.topics import CONSENT_RECORDS, INTAKE_OUTCOMES
 from streams import rows
-from streams.sink import TableSink, batch_token, load_version
+from streams.sink import Sinks, batch_token, load_version
 
 log = structlog.get_logger(__name__)
 
@@ -30,15 +29,12 @@ RowsFromPayload = Callable[[dict[str, Any], int], list[dict[str, Any]]]
 
 
 def add_table_loader(
-    app: faust.App, settings: Settings, store: ClickHouseStore, topic_name: str, table: str, to_rows: RowsFromPayload
+    app: faust.App, settings: Settings, sinks: Sinks, topic_name: str, table: str, to_rows: RowsFromPayload
 ) -> None:
     topic = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
-    sinks: list[TableSink] = []
 
     async def load(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.sink_batch_messages, within=settings.sink_batch_within_s):
-            if not sinks:
-                sinks.append(await TableSink.for_table(store, table))
             version = load_version()
             table_rows: list[dict[str, Any]] = []
             for message in batch:
@@ -46,15 +42,15 @@ def add_table_loader(
                     table_rows.extend(to_rows(orjson.loads(message.value), version))
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                     log.error("undecodable_message", topic=topic_name, offset=message.message.offset, error=str(exc))
-            coordinates = [(e.message.topic, e.message.partition, e.message.offset) for e in batch]
-            await sinks[0].write(table_rows, token=batch_token(coordinates))
+            sink = await sinks.for_table(table)
+            await sink.write(table_rows, token=batch_token(batch))
 
     load.__name__ = f"load_{table}"
     app.agent(topic, name=f"load_{table}")(load)
 
 
-def register_intake_loaders(app: faust.App, settings: Settings, store: ClickHouseStore) -> None:
-    add_table_loader(app, settings, store, INTAKE_OUTCOMES, "intake_outcomes", rows.outcome_rows)
+def register_intake_loaders(app: faust.App, settings: Settings, sinks: Sinks) -> None:
+    add_table_loader(app, settings, sinks, INTAKE_OUTCOMES, "intake_outcomes", rows.outcome_rows)
     add_table_loader(
-        app, settings, store, CONSENT_RECORDS, "consent_records", lambda record, v: [rows.consent_row(record, v)]
+        app, settings, sinks, CONSENT_RECORDS, "consent_records", lambda record, v: [rows.consent_row(record, v)]
     )

@@ -64,10 +64,11 @@ def arrow_type(clickhouse_type: str) -> pa.DataType:
     raise StorageError(f"no Arrow mapping for ClickHouse type {clickhouse_type}")
 
 
-def batch_token(coordinates: Iterable[tuple[str, int, int]]) -> str:
-    """Dedup token from the (topic, partition, offset) of every message in a batch."""
+def batch_token(batch: Iterable[Any]) -> str:
+    """Dedup token from the (topic, partition, offset) of every Kafka message in a
+    batch of Faust events: the same batch replayed gets the same token."""
     digest = hashlib.sha256()
-    for topic, partition, offset in sorted(coordinates):
+    for topic, partition, offset in sorted((e.message.topic, e.message.partition, e.message.offset) for e in batch):
         digest.update(f"{topic}:{partition}:{offset};".encode())
     return digest.hexdigest()
 
@@ -111,3 +112,16 @@ class TableSink:
                 log.error("sink_insert_failed", table=self.table, rows=len(rows), error=str(exc)[:500], retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+
+
+class Sinks:
+    """One TableSink per table, described on first use (the tables exist once migrations ran)."""
+
+    def __init__(self, store: ClickHouseStore) -> None:
+        self._store = store
+        self._sinks: dict[str, TableSink] = {}
+
+    async def for_table(self, table: str) -> TableSink:
+        if table not in self._sinks:
+            self._sinks[table] = await TableSink.for_table(self._store, table)
+        return self._sinks[table]
