@@ -28,8 +28,8 @@ from typing import Any
 
 import faust
 import orjson
-from faust.exceptions import NotReady
 import structlog
+from faust.exceptions import NotReady
 
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
@@ -43,10 +43,10 @@ from lms_events.topics import (
 )
 from streams import reference, reference_store, rows
 from streams.analytics import AnalyticsCoalescer
+from streams.intake_records import register_intake_loaders
 from streams.reference_tables import ReferenceTables
 from streams.route import REFERENCE_TABLE, REJECTED_TABLE, route_for
-from streams.intake_records import register_intake_loaders
-from streams.sink import Sinks, batch_token, load_version
+from streams.sink import Sinks, batch_token, load_version, micro_batches
 
 log = structlog.get_logger(__name__)
 
@@ -142,7 +142,7 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
 
     @app.agent(domain_events)
     async def build_reference(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.sink_batch_messages, within=settings.sink_batch_within_s):
+        async for batch in micro_batches(stream, settings):
             merged: dict[reference_store.Entity, dict[str, Any]] = {}
             poison: list[dict[str, Any]] = []
             for message in batch:
@@ -164,7 +164,7 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
     @app.agent(raw_events)
     async def load_events(stream: faust.StreamT) -> None:
         await reference_loaded.wait()
-        async for batch in stream.take_events(settings.sink_batch_messages, within=settings.sink_batch_within_s):
+        async for batch in micro_batches(stream, settings):
             version = load_version()
             by_table: dict[str, list[dict[str, Any]]] = {}
             stored: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -201,7 +201,7 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
 
     @app.agent(rejected_events)
     async def load_rejected(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.sink_batch_messages, within=settings.sink_batch_within_s):
+        async for batch in micro_batches(stream, settings):
             version = load_version()
             bad_rows: list[dict[str, Any]] = []
             for message in batch:

@@ -25,7 +25,13 @@ from functools import lru_cache
 from typing import Any
 
 import schemas
-from streams.reference import Kind, ReferenceLookup, content_key, enrollment_by_class, enrollment_by_course
+from streams.reference import (
+    Kind,
+    ReferenceLookup,
+    content_key,
+    enrollment_by_class,
+    enrollment_by_course,
+)
 
 CONTENT_TYPES = frozenset({"scorm", "video", "document", "quiz", "assignment", "game"})
 # Content type implied by the event's taxonomy group when neither the client

@@ -21,7 +21,7 @@ import structlog
 from lms_events.settings import Settings
 from lms_events.topics import CONSENT_RECORDS, INTAKE_OUTCOMES
 from streams import rows
-from streams.sink import Sinks, batch_token, load_version
+from streams.sink import Sinks, batch_token, load_version, micro_batches
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +34,7 @@ def add_table_loader(
     topic = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
 
     async def load(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.sink_batch_messages, within=settings.sink_batch_within_s):
+        async for batch in micro_batches(stream, settings):
             version = load_version()
             table_rows: list[dict[str, Any]] = []
             for message in batch:

@@ -24,6 +24,7 @@ import structlog
 
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.errors import StorageError
+from lms_events.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -125,3 +126,9 @@ class Sinks:
         if table not in self._sinks:
             self._sinks[table] = await TableSink.for_table(self._store, table)
         return self._sinks[table]
+
+
+def micro_batches(stream: Any, settings: Settings) -> Any:
+    """A stream's events in sink micro-batches: at most LMS_EVENTS_SINK_BATCH_MESSAGES
+    Kafka messages, or whatever arrived within LMS_EVENTS_SINK_BATCH_WITHIN_S."""
+    return stream.take_events(settings.sink_batch_messages, within=settings.sink_batch_within_s)
