@@ -9,7 +9,7 @@ one message, and so do the request's per-type status counts.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -27,11 +27,9 @@ def partition_key(event: dict[str, Any]) -> bytes:
     return b""
 
 
-def accepted_messages(events: list[dict[str, Any]]) -> list[KafkaMessage]:
-    groups: dict[bytes, list[dict[str, Any]]] = defaultdict(list)
-    for event in events:
-        groups[partition_key(event)].append(event)
-    return [KafkaMessage(RAW_EVENTS, key, orjson.dumps({"events": group})) for key, group in groups.items()]
+def accepted_messages(groups: dict[bytes, list[bytes]]) -> list[KafkaMessage]:
+    """One message per partition key, from the events' stored JSON (serialised once, by the intake)."""
+    return [KafkaMessage(RAW_EVENTS, key, b'{"events":[' + b",".join(group) + b"]}") for key, group in groups.items()]
 
 
 def rejected_message(rejected: list[dict[str, Any]]) -> list[KafkaMessage]:
@@ -41,7 +39,7 @@ def rejected_message(rejected: list[dict[str, Any]]) -> list[KafkaMessage]:
 
 
 def outcome_message(
-    counts: Counter[tuple[str, str]], request_id: str, key: WriteKey, received_at: str
+    counts: Mapping[tuple[str, str], int], request_id: str, key: WriteKey, received_at: str
 ) -> list[KafkaMessage]:
     payload = {
         "request_id": request_id,

@@ -95,9 +95,3 @@ def single_event(payload: Any) -> list[Any]:
     if not isinstance(payload, dict):
         raise BadRequest("an event must be a JSON object")
     return [payload]
-
-
-def oversized(event: Any) -> int | None:
-    """The encoded size of an event over MAX_EVENT_BYTES, else None."""
-    size = len(orjson.dumps(event))
-    return size if size > MAX_EVENT_BYTES else None

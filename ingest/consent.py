@@ -77,27 +77,29 @@ class ConsentStore:
         self._redis = redis
         self._local: TTLCache[str, ConsentRecord | None] = TTLCache(maxsize=LOCAL_ENTRIES, ttl=LOCAL_TTL_S)
 
-    async def get_many(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], ConsentRecord | None]:
-        found: dict[tuple[str, str], ConsentRecord | None] = {}
-        missing: list[tuple[str, str]] = []
-        for pair in pairs:
-            key = consent_key(*pair)
+    async def for_users(self, organization_id: str, user_ids: set[str]) -> dict[str, ConsentRecord | None]:
+        """Each user's record (None: no record, the defaults apply)."""
+        found: dict[str, ConsentRecord | None] = {}
+        missing: list[str] = []
+        for user_id in user_ids:
+            key = consent_key(organization_id, user_id)
             if key in self._local:
-                found[pair] = self._local[key]
+                found[user_id] = self._local[key]
             else:
-                missing.append(pair)
+                missing.append(user_id)
         if missing:
+            keys = [consent_key(organization_id, user_id) for user_id in missing]
             try:
-                values = await self._redis.mget([consent_key(*pair) for pair in missing])
+                values = await self._redis.mget(keys)
             except RedisError as exc:
                 # Without the records we cannot tell an opt-out from a default:
                 # fall back to defaults, which the school's agreement covers.
                 log.warning("consent_redis_unavailable", error=str(exc), users=len(missing))
                 values = [None] * len(missing)
-            for pair, value in zip(missing, values, strict=True):
+            for user_id, key, value in zip(missing, keys, values, strict=True):
                 record = ConsentRecord.from_json(value) if value else None
-                self._local[consent_key(*pair)] = record
-                found[pair] = record
+                self._local[key] = record
+                found[user_id] = record
         return found
 
     async def put(self, record: ConsentRecord) -> None:

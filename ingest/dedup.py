@@ -70,11 +70,11 @@ class RecentKeys:
     def __contains__(self, key: str) -> bool:
         return key in self._current or key in self._previous
 
-    def add(self, key: str) -> None:
+    def add_all(self, keys: list[str]) -> None:
         if len(self._current) >= self._max_generation or time.monotonic() - self._started > self._half_ttl:
             self._previous, self._current = self._current, set()
             self._started = time.monotonic()
-        self._current.add(key)
+        self._current.update(keys)
 
     def discard(self, key: str) -> None:
         self._current.discard(key)
@@ -103,10 +103,12 @@ class Deduplicator:
         except RedisError as exc:
             log.warning("dedup_redis_unavailable", error=str(exc), keys=len(candidates))
             answers = "1" * len(candidates)
+        claimed = []
         for (event_id, index), answer in zip(candidates.items(), answers, strict=True):
             if answer == "1":
                 first[index] = True
-                self._seen.add(prefix + event_id)
+                claimed.append(prefix + event_id)
+        self._seen.add_all(claimed)
         return first
 
     async def release(self, organization_id: str, event_ids: list[str]) -> None:

@@ -18,11 +18,12 @@ from aiohttp import web
 import schemas
 from ingest import body, domain_events
 from ingest.consent import ConsentRecord
-from ingest.intake import Caller, iso_ms
+from ingest.intake import Caller
 from ingest.privacy import truncate_ip
 from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, SETTINGS
 from ingest.publish import KafkaMessage
 from ingest.taxonomy import event_types, lookup
+from ingest.timestamps import iso_ms
 from ingest.validation import SchemaCheck, property_schema
 from lms_events.errors import BadRequest, BrokerUnavailable, ClientError, NotFound, RateLimited
 from lms_events.topics import CONSENT_RECORDS

@@ -3,12 +3,13 @@
 No HTTP here: the handler calls `Intake.process` and tests call it
 directly. Each event gets exactly one status, decided in this order:
 
-    rejected     too large, invalid (envelope, type, properties, time),
-                 or naming another organization than the write key's
+    rejected     invalid (envelope, type, properties, time), or naming
+                 another organization than the write key's
     sampled_out  its sampling class says drop (deterministic on event_id)
     no_consent   its user has not consented to its category
+    rejected     over 32 KiB as it would be stored (privacy rules applied)
     duplicate    its event_id was accepted within the dedup window
-    accepted     privacy rules applied, published to `events.raw`
+    accepted     published to `events.raw`
 
 Rejected events go with their reasons to `events.rejected`; the count of
 every status per event type goes to `intake.outcomes`. Nothing posted
@@ -17,20 +18,20 @@ disappears without a trace.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from ingest import batching, body
+from ingest import batching, body, timestamps
 from ingest.consent import ConsentRecord, ConsentStore
 from ingest.dedup import Deduplicator
 from ingest.privacy import PrivacyFilter
 from ingest.publish import KafkaMessage
 from ingest.sampling import Sampler
-from ingest.validation import EventValidator, ValidEvent, Violation
+from ingest.timestamps import iso_ms
+from ingest.validation import EventValidator, TimeWindow, ValidEvent, Violation
 from lms_events.write_keys import WriteKey
 
 # What we keep of a rejected event's raw JSON for the bad-rows table.
@@ -50,36 +51,17 @@ class Status:
 
 
 @dataclass(slots=True)
-class EventResult:
-    index: int
-    event_id: str | None
-    status: str
-    event_type: str = UNKNOWN_TYPE
-    errors: list[Violation] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        result: dict[str, Any] = {"index": self.index, "event_id": self.event_id, "status": self.status}
-        if self.errors:
-            result["errors"] = [e.as_json() for e in self.errors]
-        return result
-
-
-@dataclass(slots=True)
 class IntakeOutcome:
-    results: list[EventResult]
+    # One entry per posted event, by index: {"index", "event_id", "status"[, "errors"]}.
+    results: list[dict[str, Any]]
+    totals: dict[str, int]
     messages: list[KafkaMessage]
     organization_id: str
     # Event ids claimed for dedup, to release if Kafka refuses the messages.
     claimed: list[str] = field(default_factory=list)
-    totals: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.totals = dict.fromkeys(Status.ALL, 0)
-        for result in self.results:
-            self.totals[result.status] += 1
 
     def as_json(self) -> dict[str, Any]:
-        return {"totals": self.totals, "results": [r.as_json() for r in self.results]}
+        return {"totals": self.totals, "results": self.results}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,27 +73,36 @@ class Caller:
     request_id: str
 
 
-@dataclass(slots=True)
-class _Candidate:
-    index: int
-    event: dict[str, Any]
-    valid: ValidEvent
-    consent: ConsentRecord | None = None
+class _Tally:
+    """The response's per-event results and the per-(type, status) counts, kept together
+    so that no event gets a status without being counted."""
+
+    __slots__ = ("results", "counts")
+
+    def __init__(self, events: int) -> None:
+        self.results: list[dict[str, Any] | None] = [None] * events
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def record(
+        self, index: int, event_id: str | None, status: str, event_type: str, errors: list[Violation] | None = None
+    ) -> None:
+        result: dict[str, Any] = {"index": index, "event_id": event_id, "status": status}
+        if errors:
+            result["errors"] = [e.as_json() for e in errors]
+        self.results[index] = result
+        self.counts[event_type, status] = self.counts.get((event_type, status), 0) + 1
+
+    def totals(self) -> dict[str, int]:
+        totals = dict.fromkeys(Status.ALL, 0)
+        for (_, status), count in self.counts.items():
+            totals[status] += count
+        return totals
 
 
 def _event_id(event: Any) -> str | None:
     if isinstance(event, dict) and isinstance(event.get("event_id"), str):
         return event["event_id"]
     return None
-
-
-def _is_canonical_time(value: str) -> bool:
-    """Already `YYYY-MM-DDTHH:MM:SS.mmmZ` (what most clients send): no need to re-format."""
-    return len(value) == 24 and value[19] == "." and value[23] == "Z"
-
-
-def iso_ms(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Intake:
@@ -130,14 +121,11 @@ class Intake:
         self._consent = consent
         self._privacy = privacy
 
-    def _check(self, event: Any, caller: Caller, received_at: datetime) -> ValidEvent | list[Violation]:
-        size = body.oversized(event)
-        if size is not None:
-            return [Violation("(event)", "maxSize", f"event is {size} bytes; the limit is {body.MAX_EVENT_BYTES}")]
-        checked = self._validator.check(event, received_at=received_at)
+    def _check(self, event: Any, organization_id: str, window: TimeWindow) -> ValidEvent | list[Violation]:
+        checked = self._validator.check(event, window)
         if isinstance(checked, ValidEvent):
-            organization_id = event.get("organization_id")
-            if organization_id and organization_id != caller.key.organization_id:
+            claimed_organization = event.get("organization_id")
+            if claimed_organization and claimed_organization != organization_id:
                 return [
                     Violation(
                         "organization_id",
@@ -150,73 +138,79 @@ class Intake:
     async def process(self, events: list[Any], *, caller: Caller, received_at: datetime) -> IntakeOutcome:
         organization_id = caller.key.organization_id
         received = iso_ms(received_at)
-        results: list[EventResult | None] = [None] * len(events)
+        window = self._validator.window(received_at)
+        tally = _Tally(len(events))
         rejected: list[dict[str, Any]] = []
-        candidates: list[_Candidate] = []
+        # (index, event, its type) of the valid events that survived sampling
+        candidates: list[tuple[int, dict[str, Any], ValidEvent]] = []
 
         for index, event in enumerate(events):
-            checked = self._check(event, caller, received_at)
+            checked = self._check(event, organization_id, window)
             if not isinstance(checked, ValidEvent):
-                results[index] = EventResult(index, _event_id(event), Status.REJECTED, errors=checked)
+                tally.record(index, _event_id(event), Status.REJECTED, UNKNOWN_TYPE, errors=checked)
                 rejected.append(_rejected_record(index, event, checked, received, organization_id))
-                continue
-            if not self._sampler.keep(checked.event_type, event["event_id"]):
-                results[index] = EventResult(index, event["event_id"], Status.SAMPLED_OUT, checked.event_type.name)
-                continue
-            candidates.append(_Candidate(index, event, checked))
-
-        consents = await self._consent.get_many(
-            {(organization_id, c.event["user_id"]) for c in candidates if c.event.get("user_id")}
-        )
-        consenting = []
-        for c in candidates:
-            c.consent = consents.get((organization_id, c.event.get("user_id") or ""))
-            if c.consent is not None and not c.consent.allows(c.valid.event_type.category):
-                results[c.index] = EventResult(c.index, c.event["event_id"], Status.NO_CONSENT, c.valid.event_type.name)
+            elif self._sampler.keep(checked.event_type, event["event_id"]):
+                candidates.append((index, event, checked))
             else:
-                consenting.append(c)
+                tally.record(index, event["event_id"], Status.SAMPLED_OUT, checked.event_type.name)
 
-        event_ids = [c.event["event_id"] for c in consenting]
-        firsts = await self._dedup.claim(organization_id, event_ids)
-        accepted: list[dict[str, Any]] = []
+        consents = await self._consent.for_users(
+            organization_id, {event["user_id"] for _, event, _ in candidates if event.get("user_id")}
+        )
+        consenting: list[tuple[int, dict[str, Any], ValidEvent, ConsentRecord | None]] = []
+        for index, event, valid in candidates:
+            consent = consents.get(event.get("user_id") or "")
+            if consent is None or consent.allows(valid.event_type.category):
+                consenting.append((index, event, valid, consent))
+            else:
+                tally.record(index, event["event_id"], Status.NO_CONSENT, valid.event_type.name)
+
+        # The size limit is on what would be stored, so it is measured on the
+        # stored form, serialised once for both the check and the Kafka message.
+        fitting: list[tuple[int, str, str, bytes, bytes]] = []  # index, event_id, type, partition key, stored JSON
+        for index, event, valid, consent in consenting:
+            event_id = event["event_id"]
+            stored = orjson.dumps(self._normalize(event, valid, consent, caller, received))
+            if len(stored) > body.MAX_EVENT_BYTES:
+                too_large = [Violation("(event)", "maxSize", f"event is {len(stored)} bytes; the limit is {body.MAX_EVENT_BYTES}")]
+                tally.record(index, event_id, Status.REJECTED, valid.event_type.name, errors=too_large)
+                rejected.append(_rejected_record(index, event, too_large, received, organization_id))
+            else:
+                fitting.append((index, event_id, valid.event_type.name, batching.partition_key(event), stored))
+
+        firsts = await self._dedup.claim(organization_id, [event_id for _, event_id, _, _, _ in fitting])
+        accepted: dict[bytes, list[bytes]] = {}
         claimed: list[str] = []
-        for c, event_id, first in zip(consenting, event_ids, firsts, strict=True):
-            status = Status.ACCEPTED if first else Status.DUPLICATE
-            results[c.index] = EventResult(c.index, event_id, status, c.valid.event_type.name)
+        for (index, event_id, type_name, partition_key, stored), first in zip(fitting, firsts, strict=True):
             if first:
+                tally.record(index, event_id, Status.ACCEPTED, type_name)
                 claimed.append(event_id)
-                accepted.append(self._normalized(c, caller, received))
+                accepted.setdefault(partition_key, []).append(stored)
+            else:
+                tally.record(index, event_id, Status.DUPLICATE, type_name)
 
-        final = [r for r in results if r is not None]
         messages = (
             batching.accepted_messages(accepted)
             + batching.rejected_message(rejected)
-            + batching.outcome_message(_outcome_counts(final), caller.request_id, caller.key, received)
+            + batching.outcome_message(tally.counts, caller.request_id, caller.key, received)
         )
-        return IntakeOutcome(final, messages, organization_id, claimed)
+        return IntakeOutcome(tally.results, tally.totals(), messages, organization_id, claimed)  # type: ignore[arg-type]
 
     async def release(self, outcome: IntakeOutcome) -> None:
         """Kafka refused the outcome's messages: its accepted events were not stored."""
         await self._dedup.release(outcome.organization_id, outcome.claimed)
 
-    def _normalized(self, candidate: _Candidate, caller: Caller, received_at: str) -> dict[str, Any]:
-        event, valid = candidate.event, candidate.valid
-        normalized = dict(event)
-        normalized["event_type"] = valid.event_type.name
-        normalized["event_category"] = valid.event_type.category
-        if not _is_canonical_time(event["timestamp"]):
-            normalized["timestamp"] = iso_ms(valid.timestamp)
-        normalized["organization_id"] = caller.key.organization_id
-        normalized["received_at"] = received_at
-        normalized["is_late"] = valid.late
-        return self._privacy.apply(normalized, valid.event_type, candidate.consent, caller.truncated_ip)
-
-
-def _outcome_counts(results: list[EventResult]) -> Counter[tuple[str, str]]:
-    counts: Counter[tuple[str, str]] = Counter()
-    for result in results:
-        counts[(result.event_type, result.status)] += 1
-    return counts
+    def _normalize(
+        self, event: dict[str, Any], valid: ValidEvent, consent: ConsentRecord | None, caller: Caller, received_at: str
+    ) -> dict[str, Any]:
+        """The stored form of an accepted event, made in place: the parsed request is ours alone."""
+        event["event_type"] = valid.event_type.name
+        event["event_category"] = valid.event_type.category
+        event["timestamp"] = timestamps.canonical(event["timestamp"])
+        event["organization_id"] = caller.key.organization_id
+        event["received_at"] = received_at
+        event["is_late"] = valid.late
+        return self._privacy.apply(event, valid.event_type, consent, caller.truncated_ip)
 
 
 def _rejected_record(

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 import jsonschema_rs
 
 import schemas
+from ingest import timestamps
 from ingest.taxonomy import EventType, event_types, lookup
+from ingest.timestamps import iso_ms
+
+_CANONICAL_EXAMPLE = "YYYY-MM-DDTHH:MM:SS.mmmZ"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +82,23 @@ def event_schema(event_type: str) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class ValidEvent:
+class ValidEvent(NamedTuple):
     event_type: EventType
-    timestamp: datetime
     late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """One request's bounds for event timestamps, also spelled canonically so
+    that canonical timestamps are checked by comparing strings."""
+
+    received_at: datetime
+    latest: str
+    late_before: str
+
+    @classmethod
+    def around(cls, received_at: datetime, *, max_future: timedelta, late_after: timedelta) -> TimeWindow:
+        return cls(received_at, iso_ms(received_at + max_future), iso_ms(received_at - late_after))
 
 
 class EventValidator:
@@ -99,13 +115,16 @@ class EventValidator:
         self._max_future = max_future
         self._late_after = late_after
 
-    def check(self, event: Any, *, received_at: datetime) -> ValidEvent | list[Violation]:
+    def window(self, received_at: datetime) -> TimeWindow:
+        return TimeWindow.around(received_at, max_future=self._max_future, late_after=self._late_after)
+
+    def check(self, event: Any, window: TimeWindow) -> ValidEvent | list[Violation]:
         if not isinstance(event, dict):
             return [Violation("(event)", "type", f"an event must be a JSON object, got {type(event).__name__}")]
         raw_type = event.get("event_type")
         event_type = lookup(raw_type) if isinstance(raw_type, str) else None
         if event_type is not None and self._whole[event_type.name].is_valid(event):
-            return self._check_time(event, event_type, received_at)
+            return self._check_time(event["timestamp"], event_type, window)
         return self._explain(event, event_type)
 
     def _explain(self, event: dict[str, Any], event_type: EventType | None) -> list[Violation]:
@@ -119,15 +138,20 @@ class EventValidator:
             violations.extend(self._properties[event_type.name].violations(properties))
         return violations or [Violation("(event)", "schema", "does not match the schema")]
 
-    def _check_time(self, event: dict[str, Any], event_type: EventType, received_at: datetime) -> ValidEvent | list[Violation]:
-        timestamp = datetime.fromisoformat(event["timestamp"])
-        if timestamp - received_at > self._max_future:
+    def _check_time(self, timestamp: str, event_type: EventType, window: TimeWindow) -> ValidEvent | list[Violation]:
+        if timestamps.is_canonical(timestamp) and timestamp <= window.latest:
+            return ValidEvent(event_type, late=timestamp < window.late_before)
+        moment = timestamps.parse(timestamp)
+        if moment is None:
+            return [Violation("timestamp", "format", f"{timestamp!r} is not a time we can store; send {_CANONICAL_EXAMPLE}")]
+        ahead = moment - window.received_at
+        if ahead > self._max_future:
             return [
                 Violation(
                     "timestamp",
                     "future",
-                    f"is {(timestamp - received_at).total_seconds():.0f}s ahead of the gateway clock; "
+                    f"is {ahead.total_seconds():.0f}s ahead of the gateway clock; "
                     f"at most {self._max_future.total_seconds():.0f}s allowed",
                 )
             ]
-        return ValidEvent(event_type, timestamp, late=received_at - timestamp > self._late_after)
+        return ValidEvent(event_type, late=-ahead > self._late_after)
