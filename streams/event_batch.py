@@ -15,7 +15,6 @@ its table's.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -26,12 +25,13 @@ from streams.reference import ReferenceLookup
 from streams.route import Route, route_for
 from streams.rows import parse_timestamp
 
+TIMESTAMP = pa.timestamp("ms", tz="UTC")
 COLUMN_TYPES: dict[str, pa.DataType] = {
     "event_id": pa.string(),
     "event_type": pa.string(),
     "event_category": pa.string(),
-    "timestamp": pa.timestamp("ms", tz="UTC"),
-    "received_at": pa.timestamp("ms", tz="UTC"),
+    "timestamp": TIMESTAMP,
+    "received_at": TIMESTAMP,
     "is_late": pa.bool_(),
     "client_ip": pa.string(),
     "organization_id": pa.string(),
@@ -58,8 +58,9 @@ COLUMN_TYPES: dict[str, pa.DataType] = {
     "assessment_id": pa.string(),
 }
 VERSION_TYPE = pa.uint64()
-# Errors of a value Arrow cannot hold in its column (a number as event_id, a retention of 10^6 days).
-UNCONVERTIBLE = (pa.ArrowException, OverflowError)
+# Errors of a value that cannot be held in its column (a number as event_id, a retention of
+# 10^6 days, a timestamp that is not ISO 8601).
+UNCONVERTIBLE = (pa.ArrowException, ValueError, TypeError, OverflowError)
 
 _NOTHING: Mapping[str, Any] = {}
 
@@ -80,8 +81,6 @@ class EventBatch:
         self.version = version
         self._enricher = Enricher(lookup)
         self._columns: dict[str, list[Any]] = {name: [] for name in COLUMN_TYPES}
-        # Parsed received_at stamps: the gateway stamps a whole request with one.
-        self._received_at: dict[str, datetime] = {}
         # Where each message's events end, to take a message out again.
         self._messages: list[tuple[Any, int]] = []
         self.routes: list[Route] = []
@@ -92,12 +91,6 @@ class EventBatch:
     def alert_events(self) -> list[dict[str, Any]]:
         return [event for _row, event in self._alerting]
 
-    def _received(self, value: str) -> datetime:
-        parsed = self._received_at.get(value)
-        if parsed is None:
-            parsed = self._received_at[value] = parse_timestamp(value)
-        return parsed
-
     def add(self, events: list[dict[str, Any]], message: Any) -> None:
         """Add the events of one Kafka message; KeyError, TypeError, ValueError or
         AttributeError for an event the message should not hold, and then nothing is added."""
@@ -106,8 +99,8 @@ class EventBatch:
             "event_id": [event["event_id"] for event in events],
             "event_type": [event["event_type"] for event in events],
             "event_category": [category_of(event) for event in events],
-            "timestamp": [parse_timestamp(event["timestamp"]) for event in events],
-            "received_at": [self._received(event["received_at"]) for event in events],
+            "timestamp": [event["timestamp"] for event in events],
+            "received_at": [event["received_at"] for event in events],
             "is_late": [bool(event.get("is_late", False)) for event in events],
             "client_ip": [event.get("client_ip") or "" for event in events],
             "organization_id": [event.get("organization_id") or "" for event in events],
@@ -160,7 +153,22 @@ class EventBatch:
         self._messages = [(message, last - removed if last >= end else last) for message, last in self._messages if last != end]
 
 
+def _timestamps(values: list[str]) -> pa.Array:
+    """ISO 8601 strings as UTC milliseconds. Arrow parses those with an offset (what the
+    gateway writes) in C++; the rest (no offset, meaning UTC, as ClickHouse prints them;
+    sub-millisecond digits) take the Python way."""
+    try:
+        return pa.array(values, pa.string()).cast(TIMESTAMP)
+    except pa.ArrowInvalid:
+        return pa.array([parse_timestamp(value) for value in values], TIMESTAMP)
+
+
+def _array(name: str, values: list[Any]) -> pa.Array:
+    column_type = COLUMN_TYPES[name]
+    return _timestamps(values) if column_type == TIMESTAMP else pa.array(values, type=column_type)
+
+
 def _table(columns: dict[str, list[Any]], version: int) -> pa.Table:
-    arrays = {name: pa.array(values, type=COLUMN_TYPES[name]) for name, values in columns.items()}
+    arrays = {name: _array(name, values) for name, values in columns.items()}
     arrays["_version"] = pa.array([version] * len(columns["event_id"]), type=VERSION_TYPE)
     return pa.table(arrays)
