@@ -43,9 +43,9 @@ from lms_events.topics import (
 )
 from streams import reference, reference_store, rows
 from streams.analytics import AnalyticsCoalescer
+from streams.event_batch import EventBatch
 from streams.intake_records import register_intake_loaders
 from streams.reference_tables import ReferenceTables
-from streams.event_batch import EventBatch
 from streams.route import REFERENCE_TABLE, REJECTED_TABLE, rows_by_table
 from streams.sink import Sinks, batch_token, load_version, micro_batches
 

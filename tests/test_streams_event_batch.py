@@ -126,10 +126,11 @@ def test_a_message_arrow_cannot_convert_is_left_out_and_the_rest_kept_in_step() 
     error["event_type"] = "javascript_error"
     batch.add([_event("usr_known", "stg_1"), error], "first")
     batch.add([_event("usr_known", "stg_1"), {**_event("usr_known", "stg_1"), "retention_days": 10**6}], "too long")
+    batch.add([{**_event("usr_known", "stg_1"), "timestamp": "yesterday"}], "not a time")
     batch.add([_event("usr_known", "stg_1", score=1), error], "last")
 
     table, unconvertible = batch.to_arrow()
-    assert [message for message, _reason in unconvertible] == ["too long"]
+    assert [message for message, _reason in unconvertible] == ["too long", "not a time"]
     assert table.num_rows == 4 == len(batch.routes)
     assert table["is_error"].to_pylist() == [False, True, False, True]
     assert batch.alert_events == [error, error]
