@@ -1,8 +1,9 @@
 """AnalyticsUpdated notifications (analytics seed, published events), coalesced.
 
-After each sink batch the stream app tells the coalescer which rows it
-stored; a timer drains it once per window into one `AnalyticsUpdated` per
-entity (user, course, assessment) that changed, with the window's metrics.
+After each sink batch the stream app hands the coalescer the Arrow batch
+it stored, which it aggregates per entity; a timer drains it once per
+window into one `AnalyticsUpdated` per entity (user, course, assessment)
+that changed, with the window's metrics.
 A burst of thousands of events for one course becomes one message per
 window, not thousands.
 
@@ -13,10 +14,12 @@ notifications, which consumers recover from by querying ClickHouse.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import pyarrow as pa
 
 from streams.reference import Kind
 
@@ -36,16 +39,16 @@ class _Metrics:
     last_event_at: datetime | None = None
     event_types: set[str] = field(default_factory=set)
 
-    def add(self, row: Mapping[str, Any]) -> None:
-        self.events += 1
-        if row.get("score") is not None:
-            self.scored += 1
-            self.score_sum += row["score"]
-        self.duration_ms += row.get("duration_ms") or 0
-        timestamp = row["timestamp"]
-        if self.last_event_at is None or timestamp > self.last_event_at:
-            self.last_event_at = timestamp
-        self.event_types.add(row["event_type"])
+    def add(self, counted: Mapping[str, Any]) -> None:
+        """Add one group of a batch's rows: its BATCH_AGGREGATES, by their column names."""
+        self.events += counted["count_all"]
+        self.scored += counted["score_count"]
+        self.score_sum += counted["score_sum"] or 0.0
+        self.duration_ms += counted["duration_ms_sum"] or 0
+        last = counted["timestamp_max"]
+        if self.last_event_at is None or last > self.last_event_at:
+            self.last_event_at = last
+        self.event_types.update(counted["event_type_distinct"])
 
     def as_json(self) -> dict[str, Any]:
         metrics: dict[str, Any] = {
@@ -61,10 +64,20 @@ class _Metrics:
         return metrics
 
 
-def _assessment_id(event: Mapping[str, Any]) -> str:
-    properties = event.get("properties") or {}
-    context = event.get("context") or {}
-    return str(properties.get("assessment_id") or context.get("assessment_id") or "")
+# What a window reports per entity, aggregated per batch in Arrow rather than per row in Python.
+BATCH_AGGREGATES = [
+    ([], "count_all"),
+    ("score", "count"),
+    ("score", "sum"),
+    ("duration_ms", "sum"),
+    ("timestamp", "max"),
+    ("event_type", "distinct"),
+]
+# The entities an event counts for, and the batch column naming each; an empty id counts for none.
+ENTITY_COLUMNS = ((str(Kind.USER), "user_id"), (str(Kind.COURSE), "course_id"), (ASSESSMENT_ENTITY, "assessment_id"))
+# One grouping per batch by every entity at once (few groups: a batch holds few learners and
+# courses), then each group adds to its entities; cheaper than a grouping per entity.
+GROUP_COLUMNS = ["organization_id", *(column for _, column in ENTITY_COLUMNS)]
 
 
 class AnalyticsCoalescer:
@@ -76,21 +89,17 @@ class AnalyticsCoalescer:
     def full(self) -> bool:
         return len(self._pending) >= self.max_pending
 
-    def observe(self, stored: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> None:
-        """Count (row, event) pairs that ClickHouse now holds."""
-        for row, event in stored:
-            organization_id = row["organization_id"]
-            for entity_type, entity_id in (
-                (Kind.USER, row.get("user_id")),
-                (Kind.COURSE, row.get("course_id")),
-                (ASSESSMENT_ENTITY, _assessment_id(event)),
-            ):
-                if entity_id:
-                    key = (str(entity_type), str(entity_id), organization_id)
+    def observe(self, stored: pa.Table) -> None:
+        """Count a batch of event rows that ClickHouse now holds (streams/event_batch.py columns)."""
+        grouped = stored.group_by(GROUP_COLUMNS, use_threads=False).aggregate(BATCH_AGGREGATES)
+        for counted in grouped.to_pylist():
+            for entity_type, column in ENTITY_COLUMNS:
+                if entity_id := counted[column]:
+                    key = (entity_type, entity_id, counted["organization_id"])
                     metrics = self._pending.get(key)
                     if metrics is None:
                         metrics = self._pending[key] = _Metrics()
-                    metrics.add(row)
+                    metrics.add(counted)
 
     def drain(self) -> list[dict[str, Any]]:
         """One AnalyticsUpdated per entity changed since the last drain."""

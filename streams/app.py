@@ -43,9 +43,10 @@ from lms_events.topics import (
 )
 from streams import reference, reference_store, rows
 from streams.analytics import AnalyticsCoalescer
+from streams.event_batch import EventBatch
 from streams.intake_records import register_intake_loaders
 from streams.reference_tables import ReferenceTables
-from streams.route import REFERENCE_TABLE, REJECTED_TABLE, route_for
+from streams.route import REFERENCE_TABLE, REJECTED_TABLE, rows_by_table
 from streams.sink import Sinks, batch_token, load_version, micro_batches
 
 log = structlog.get_logger(__name__)
@@ -79,15 +80,15 @@ def _bad_row(record_id: str, value: bytes | None, reason: str, rule: str) -> dic
     }
 
 
-def _alert(row: Mapping[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
+def _alert(event: Mapping[str, Any]) -> dict[str, Any]:
     """What an on-call consumer needs about an error event; no user id (the event_id leads to it)."""
     return {
         "alertType": ALERT_TYPE,
-        "eventId": row["event_id"],
-        "eventType": row["event_type"],
-        "organizationId": row["organization_id"],
-        "platform": row["platform"],
-        "timestamp": row["timestamp"].isoformat(timespec="milliseconds"),
+        "eventId": event["event_id"],
+        "eventType": event["event_type"],
+        "organizationId": event.get("organization_id") or "",
+        "platform": (event.get("device_info") or {}).get("platform") or "",
+        "timestamp": rows.parse_timestamp(event["timestamp"]).isoformat(timespec="milliseconds"),
         "properties": event.get("properties") or {},
     }
 
@@ -165,36 +166,26 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
     async def load_events(stream: faust.StreamT) -> None:
         await reference_loaded.wait()
         async for batch in micro_batches(stream, settings):
-            version = load_version()
-            by_table: dict[str, list[dict[str, Any]]] = {}
-            stored: list[tuple[dict[str, Any], dict[str, Any]]] = []
-            alerting: list[tuple[dict[str, Any], dict[str, Any]]] = []
+            events = EventBatch(load_version(), reference_tables)
             poison: list[dict[str, Any]] = []
             for message in batch:
                 try:
                     # The whole message or none of it: a bad event makes it a poison message.
-                    loaded = [
-                        (rows.enriched_row(event, version, reference_tables), event)
-                        for event in rows.decode_events(message.value)
-                    ]
-                except (rows.UndecodableMessage, KeyError, TypeError, ValueError) as exc:
+                    events.add(rows.decode_events(message.value), message.message)
+                except (rows.UndecodableMessage, KeyError, TypeError, ValueError, AttributeError) as exc:
                     log.warning("poison_message", topic=RAW_EVENTS, offset=message.message.offset, error=str(exc))
                     poison.append(_poison_record(message.message, f"cannot load message: {exc}", "decode"))
-                    continue
-                for row, event in loaded:
-                    route = route_for(row["event_type"], row["event_category"])
-                    row["is_error"] = route.alert
-                    by_table.setdefault(route.table, []).append(row)
-                    if route.alert:
-                        alerting.append((row, event))
-                stored.extend(loaded)
+            stored, unconvertible = events.to_arrow()
+            for kafka_message, reason in unconvertible:
+                log.warning("poison_message", topic=RAW_EVENTS, offset=kafka_message.offset, error=reason)
+                poison.append(_poison_record(kafka_message, f"cannot load message: {reason}", "decode"))
             await send_to_bad_rows(poison)
             token = batch_token(batch)
-            for table, table_rows in by_table.items():
+            for table, table_rows in rows_by_table(stored, events.routes).items():
                 sink = await sinks.for_table(table)
-                await sink.write(table_rows, token=token)
-            for row, event in alerting:
-                await alerts.send(key=row["organization_id"].encode(), value=orjson.dumps(_alert(row, event)))
+                await sink.write_arrow(table_rows, token=token)
+            for event in events.alert_events:
+                await alerts.send(key=(event.get("organization_id") or "").encode(), value=orjson.dumps(_alert(event)))
             coalescer.observe(stored)
             if coalescer.full:
                 await publish_analytics()

@@ -28,8 +28,10 @@ import orjson
 import structlog
 
 from lms_events.clickhouse import ClickHouseStore
-from streams import reference_store, rows
-from streams.enrich import enrichment
+from lms_events.errors import StorageError
+from streams import reference_store
+from streams.enrich import Enricher
+from streams.event_batch import EventBatch
 from streams.reference import Kind
 from streams.route import EVENTS_TABLE
 from streams.sink import TableSink, load_version
@@ -41,7 +43,7 @@ BATCH_ROWS = 2_000
 MAX_LOOKUP_ROUNDS = 3
 # Columns of a stored row that rebuild the event the stream saw.
 EVENT_COLUMNS = (
-    "event_id, event_type, event_category, timestamp, received_at, organization_id, user_id, session_id, "
+    "event_id, event_type, event_category, timestamp, received_at, is_late, client_ip, organization_id, user_id, session_id, "
     "privacy_level, retention_days, device_info, context, properties"
 )
 
@@ -168,8 +170,7 @@ async def _references_for(store: ClickHouseStore, events: list[dict[str, Any]]) 
     lookup = _RecordingLookup({})
     loaded: set[reference_store.Entity] = set()
     for _ in range(MAX_LOOKUP_ROUNDS):
-        for event in events:
-            enrichment(event, lookup)
+        Enricher(lookup).columns(events)
         wanted = lookup.asked - loaded
         if not wanted:
             break
@@ -206,10 +207,12 @@ async def run_backfill(store: ClickHouseStore, scope: BackfillScope, *, batch_ro
         lookup = await _references_for(store, events)
         version = load_version()
         cursor = (batch[-1]["organization_id"], batch[-1]["event_id"])
-        await sink.write(
-            [rows.enriched_row(event, version, lookup) for event in events],
-            token=f"backfill:{scope.job_id}:{cursor[0]}:{cursor[1]}:{version}",
-        )
+        reenriched = EventBatch(version, lookup)
+        reenriched.add(events, cursor)
+        stored, unconvertible = reenriched.to_arrow()
+        if unconvertible:
+            raise StorageError(f"stored events that cannot be written back: {unconvertible[0][1]}")
+        await sink.write_arrow(stored, token=f"backfill:{scope.job_id}:{cursor[0]}:{cursor[1]}:{version}")
         done += len(batch)
         await _save_checkpoint(store, scope, cursor, done, finished=False)
         yield Progress(done, max(total, done), time.monotonic() - started, resumed_from, finished=False)

@@ -1,4 +1,4 @@
-"""Enrichment: the denormalized fields of the LearningEvent seed, per event.
+"""Enrichment: the denormalized fields of the LearningEvent seed.
 
 Fields the client sent win (properties or context: course_id, class_id,
 enrollment_id, department_id, content_type, score, duration_ms); lookups
@@ -99,10 +99,17 @@ def _content(
 
 
 _NOTHING: Mapping[str, Any] = {}
+# What the reference fields of an event depend on besides its organization,
+# user and type: the ids and values a client may send in properties or context.
+REFERENCE_INPUTS = (*(field for field, _ in CONTENT_ID_FIELDS), "course_id", "class_id", "enrollment_id", "department_id", "content_type")
+# The columns `reference_fields` returns, in its order.
+REFERENCE_COLUMNS = ("course_id", "class_id", "enrollment_id", "department_id", "user_role", "content_type", "enrichment_missing")
+
+ReferenceFields = tuple[str, str, str, str, str, str, list[str]]
 
 
-def enrichment(event: Mapping[str, Any], lookup: ReferenceLookup) -> dict[str, Any]:
-    """The enrichment columns of one event (see sql/0001_events.sql)."""
+def reference_fields(event: Mapping[str, Any], lookup: ReferenceLookup) -> ReferenceFields:
+    """The enrichment columns of one event that come from reference data (REFERENCE_COLUMNS)."""
     properties = event.get("properties") or _NOTHING
     context = event.get("context") or _NOTHING
     organization_id = event.get("organization_id") or ""
@@ -138,14 +145,58 @@ def enrichment(event: Mapping[str, Any], lookup: ReferenceLookup) -> dict[str, A
     if content_type not in CONTENT_TYPES:
         content_type = (content or _NOTHING).get("content_type") or _default_content_type(event["event_type"])
 
-    return {
-        "course_id": str(course_id),
-        "class_id": str(class_id),
-        "enrollment_id": str(enrollment_id),
-        "department_id": str(_sent(properties, context, "department_id") or user.get("department_id") or ""),
-        "user_role": user.get("role") or "",
-        "content_type": content_type,
-        "score": _number(properties.get("score")),
-        "duration_ms": _duration(properties),
-        "enrichment_missing": missing,
-    }
+    return (
+        str(course_id),
+        str(class_id),
+        str(enrollment_id),
+        str(_sent(properties, context, "department_id") or user.get("department_id") or ""),
+        user.get("role") or "",
+        content_type,
+        missing,
+    )
+
+
+def _reference_key(event: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Everything `reference_fields` reads from an event: equal keys, equal fields."""
+    properties = event.get("properties") or _NOTHING
+    context = event.get("context") or _NOTHING
+    return (
+        event.get("organization_id"),
+        event.get("user_id"),
+        event["event_type"],
+        tuple(map(properties.get, REFERENCE_INPUTS)),
+        tuple(map(context.get, REFERENCE_INPUTS)),
+    )
+
+
+class Enricher:
+    """Enrichment of one micro-batch against a consistent view of the reference data.
+
+    A batch holds many events of few learners and contents, so events that
+    name the same references get their reference fields looked up once.
+    Live only as long as the batch: the reference data may change between
+    batches.
+    """
+
+    def __init__(self, lookup: ReferenceLookup) -> None:
+        self.lookup = lookup
+        self._known: dict[tuple[Any, ...], ReferenceFields] = {}
+
+    def reference_fields(self, event: Mapping[str, Any]) -> ReferenceFields:
+        key = _reference_key(event)
+        try:
+            fields = self._known.get(key)
+        except TypeError:  # a client sent an unhashable value (a list, an object) where an id goes
+            return reference_fields(event, self.lookup)
+        if fields is None:
+            fields = self._known[key] = reference_fields(event, self.lookup)
+        return fields
+
+    def columns(self, events: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """The enrichment columns (see sql/0001_events.sql) of `events`, in order."""
+        fields = [self.reference_fields(event) for event in events]
+        columns = {name: [row[position] for row in fields] for position, name in enumerate(REFERENCE_COLUMNS)}
+        measured = [event.get("properties") or _NOTHING for event in events]
+        columns["score"] = [_number(properties.get("score")) for properties in measured]
+        columns["duration_ms"] = [_duration(properties) for properties in measured]
+        return columns

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import pyarrow as pa
+
 from streams.enrich import taxonomy_entry
 
 EVENTS_TABLE = "events"
@@ -41,3 +43,11 @@ class Route:
 def route_for(event_type: str, category: str) -> Route:
     is_error = bool(taxonomy_entry(event_type).get("is_error"))
     return Route(PERF_TABLE if is_error else _TABLE_OF_CATEGORY.get(category, EVENTS_TABLE), alert=is_error)
+
+
+def rows_by_table(batch: pa.Table, routes: list[Route]) -> dict[str, pa.Table]:
+    """The rows of a batch per table they go to (`routes` holds each row's route)."""
+    tables = {route.table for route in routes}
+    if len(tables) == 1:  # the usual batch: one kind of traffic
+        return {tables.pop(): batch}
+    return {table: batch.filter(pa.array([route.table == table for route in routes])) for table in sorted(tables)}

@@ -1,7 +1,8 @@
 """Turn Kafka message payloads into ClickHouse rows (dicts keyed by column).
 
 The column names and types live only in `sql/`; the sink checks these
-dicts against the table it describes at start.
+dicts against the table it describes at start. Events, the bulk of the
+traffic, are built column by column instead (streams/event_batch.py).
 """
 
 from __future__ import annotations
@@ -11,16 +12,9 @@ from typing import Any
 
 import orjson
 
-from streams.enrich import category_of, enrichment
-from streams.reference import ReferenceLookup
-
 
 class UndecodableMessage(ValueError):
     """A Kafka message that is not what the gateway produces (a poison message)."""
-
-
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value or {}).decode()
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -50,37 +44,6 @@ def decode_rejected(value: bytes) -> list[dict[str, Any]]:
     if not isinstance(rejected, list) or not all(isinstance(r, dict) for r in rejected):
         raise UndecodableMessage('expected {"rejected": [object, ...]}')
     return rejected
-
-
-def event_row(event: dict[str, Any], version: int) -> dict[str, Any]:
-    """The envelope columns of a validated, normalized event (every routed table has them)."""
-    device = event.get("device_info") or {}
-    return {
-        "event_id": event["event_id"],
-        "event_type": event["event_type"],
-        "event_category": category_of(event),
-        "timestamp": parse_timestamp(event["timestamp"]),
-        "received_at": parse_timestamp(event["received_at"]),
-        "is_late": bool(event.get("is_late", False)),
-        "client_ip": event.get("client_ip") or "",
-        "organization_id": event.get("organization_id") or "",
-        "user_id": event.get("user_id") or "",
-        "session_id": event.get("session_id") or "",
-        "privacy_level": event["privacy_level"],
-        "retention_days": event["retention_days"],
-        "platform": device.get("platform") or "",
-        "device_info": _json_text(device),
-        "context": _json_text(event.get("context")),
-        "properties": _json_text(event.get("properties")),
-        "_version": version,
-    }
-
-
-def enriched_row(event: dict[str, Any], version: int, lookup: ReferenceLookup) -> dict[str, Any]:
-    """The envelope and enrichment columns of an event; each table takes the columns it has."""
-    row = event_row(event, version)
-    row.update(enrichment(event, lookup))
-    return row
 
 
 def outcome_rows(payload: dict[str, Any], version: int) -> list[dict[str, Any]]:

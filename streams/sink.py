@@ -100,17 +100,26 @@ class TableSink:
         present = [f for f in self.schema if f.name in rows[0]]
         return pa.Table.from_pylist(rows, schema=pa.schema(present))
 
+    def conform(self, batch: pa.Table) -> pa.Table:
+        """The columns of `batch` this table has, in its types; the table's DEFAULTs fill the rest."""
+        present = pa.schema([f for f in self.schema if f.name in batch.column_names])
+        return batch.select(present.names).cast(present)
+
     async def write(self, rows: list[dict[str, Any]], *, token: str) -> None:
-        if not rows:
+        if rows:
+            await self.write_arrow(self.to_arrow(rows), token=token)
+
+    async def write_arrow(self, batch: pa.Table, *, token: str) -> None:
+        if not batch.num_rows:
             return
-        table = self.to_arrow(rows)
+        table = self.conform(batch)
         delay = RETRY_FIRST_S
         while True:
             try:
                 await self.store.insert_arrow(self.table, table, dedup_token=token)
                 return
             except StorageError as exc:
-                log.error("sink_insert_failed", table=self.table, rows=len(rows), error=str(exc)[:500], retry_in_s=delay)
+                log.error("sink_insert_failed", table=self.table, rows=table.num_rows, error=str(exc)[:500], retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
 

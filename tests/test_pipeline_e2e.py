@@ -7,6 +7,8 @@ from aiokafka import AIOKafkaProducer
 
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.topics import RAW_EVENTS
+from streams.event_batch import EventBatch
+from streams.reference_store import EntityMap
 from streams.sink import TableSink
 from tests.support import Client, Gateway, eventually, new_event, rows_for_org, unique_org
 
@@ -84,12 +86,11 @@ async def test_replayed_messages_leave_one_row_per_event(gateway: Gateway, store
 async def test_retried_insert_with_same_token_inserts_nothing(store: ClickHouseStore) -> None:
     org = unique_org()
     sink = await TableSink.for_table(store, "events")
-    from streams.rows import event_row
-
-    events = [{**new_event(organization_id=org), "retention_days": 365, "received_at": "2026-01-27T14:30:46Z"} for _ in range(4)]
-    rows = [event_row(e, version=1) for e in events]
-    await sink.write(rows, token=f"test-token-{org}")
-    await sink.write(rows, token=f"test-token-{org}")
+    events = EventBatch(1, EntityMap({}))
+    events.add([{**new_event(organization_id=org), "retention_days": 365, "received_at": "2026-01-27T14:30:46Z"} for _ in range(4)], "m")
+    rows, _ = events.to_arrow()
+    await sink.write_arrow(rows, token=f"test-token-{org}")
+    await sink.write_arrow(rows, token=f"test-token-{org}")
 
     without_final = await store.query(
         "SELECT count() AS n FROM events WHERE organization_id = {org:String}", {"org": org}
