@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from ingest import batching, body, timestamps
+from ingest import batching, body
 from ingest.consent import ConsentRecord, ConsentStore
 from ingest.dedup import Deduplicator
 from ingest.privacy import PrivacyFilter
@@ -206,7 +206,7 @@ class Intake:
         """The stored form of an accepted event, made in place: the parsed request is ours alone."""
         event["event_type"] = valid.event_type.name
         event["event_category"] = valid.event_type.category
-        event["timestamp"] = timestamps.canonical(event["timestamp"])
+        event["timestamp"] = valid.timestamp
         event["organization_id"] = caller.key.organization_id
         event["received_at"] = received_at
         event["is_late"] = valid.late

@@ -69,14 +69,15 @@ class PrivacyFilter:
         self._category_days: dict[str, int] = rules["retention_days"]["by_category"]
         self._identifiers = [_split(p) for p in rules["identifier_fields"]]
         self._free_text = [_split(p) for p in rules["free_text_pii_fields"]]
-        self._caps: dict[tuple[str, str], int] = {}
+        # Every (privacy level, category) cap, computed once.
+        self._caps = {
+            (level, category): min(days, self._category_days.get(category, days))
+            for level, days in self._level_days.items()
+            for category in schemas.load("taxonomy.json")["categories"]
+        }
 
     def retention_days(self, event: dict[str, Any], event_type: EventType) -> int:
-        level = event.get("privacy_level") or DEFAULT_PRIVACY_LEVEL
-        cap = self._caps.get((level, event_type.category))
-        if cap is None:
-            cap = min(self._level_days[level], self._category_days.get(event_type.category, self._level_days[level]))
-            self._caps[(level, event_type.category)] = cap
+        cap = self._caps[event.get("privacy_level") or DEFAULT_PRIVACY_LEVEL, event_type.category]
         requested = event.get("retention_days")
         return min(requested, cap) if isinstance(requested, int) else cap
 

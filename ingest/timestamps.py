@@ -30,11 +30,3 @@ def parse(value: str) -> datetime | None:
         return None
     return moment if moment.tzinfo is not None else None
 
-
-def canonical(value: str) -> str:
-    """`value` (already validated by `parse`) in the canonical spelling."""
-    if is_canonical(value):
-        return value
-    moment = parse(value)
-    assert moment is not None, "validated timestamps parse"
-    return iso_ms(moment)

@@ -21,6 +21,7 @@ from ingest.taxonomy import EventType, event_types, lookup
 from ingest.timestamps import iso_ms
 
 _CANONICAL_EXAMPLE = "YYYY-MM-DDTHH:MM:SS.mmmZ"
+MAX_SPELLINGS = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ def event_schema(event_type: str) -> dict[str, Any]:
 class ValidEvent(NamedTuple):
     event_type: EventType
     late: bool
+    timestamp: str  # canonical: see ingest.timestamps
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +111,11 @@ class EventValidator:
         self._properties = {
             name: SchemaCheck(property_schema(name), field_prefix="properties.") for name in event_types()
         }
-        self._whole = {
-            name: jsonschema_rs.validator_for(event_schema(name), validate_formats=True) for name in event_types()
+        # Every spelling seen so far (canonical names first, then the aliases clients
+        # use) with its type and that type's compiled check: one lookup an event.
+        self._spellings: dict[str, tuple[EventType, jsonschema_rs.Validator]] = {
+            name: (event_type, jsonschema_rs.validator_for(event_schema(name), validate_formats=True))
+            for name, event_type in event_types().items()
         }
         self._max_future = max_future
         self._late_after = late_after
@@ -122,10 +127,23 @@ class EventValidator:
         if not isinstance(event, dict):
             return [Violation("(event)", "type", f"an event must be a JSON object, got {type(event).__name__}")]
         raw_type = event.get("event_type")
-        event_type = lookup(raw_type) if isinstance(raw_type, str) else None
-        if event_type is not None and self._whole[event_type.name].is_valid(event):
+        known = (self._spellings.get(raw_type) or self._alias(raw_type)) if isinstance(raw_type, str) else None
+        if known is None:
+            return self._explain(event, None)
+        event_type, fast_check = known
+        if fast_check.is_valid(event):
             return self._check_time(event["timestamp"], event_type, window)
         return self._explain(event, event_type)
+
+    def _alias(self, raw_type: str) -> tuple[EventType, jsonschema_rs.Validator] | None:
+        event_type = lookup(raw_type)
+        if event_type is None:
+            return None
+        known = self._spellings[event_type.name]
+        # Spellings are remembered up to a bound: "game--stage..complete" has endless variants.
+        if len(self._spellings) < MAX_SPELLINGS:
+            self._spellings[raw_type] = known
+        return known
 
     def _explain(self, event: dict[str, Any], event_type: EventType | None) -> list[Violation]:
         violations = self._envelope.violations(event)
@@ -140,7 +158,7 @@ class EventValidator:
 
     def _check_time(self, timestamp: str, event_type: EventType, window: TimeWindow) -> ValidEvent | list[Violation]:
         if timestamps.is_canonical(timestamp) and timestamp <= window.latest:
-            return ValidEvent(event_type, late=timestamp < window.late_before)
+            return ValidEvent(event_type, timestamp < window.late_before, timestamp)
         moment = timestamps.parse(timestamp)
         if moment is None:
             return [Violation("timestamp", "format", f"{timestamp!r} is not a time we can store; send {_CANONICAL_EXAMPLE}")]
@@ -154,4 +172,4 @@ class EventValidator:
                     f"at most {self._max_future.total_seconds():.0f}s allowed",
                 )
             ]
-        return ValidEvent(event_type, late=-ahead > self._late_after)
+        return ValidEvent(event_type, -ahead > self._late_after, iso_ms(moment))
