@@ -37,7 +37,7 @@ async def _read_limited(request: web.Request) -> bytes:
     return b"".join(chunks)
 
 
-def _decompress(raw: bytes, encoding: str) -> bytes:
+def decompress(raw: bytes, encoding: str) -> bytes:
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return raw
@@ -67,7 +67,7 @@ def _check_content_type(request: web.Request) -> None:
 
 async def read_json(request: web.Request) -> Any:
     _check_content_type(request)
-    body = _decompress(await _read_limited(request), request.headers.get("Content-Encoding", ""))
+    body = decompress(await _read_limited(request), request.headers.get("Content-Encoding", ""))
     if not body.strip():
         raise BadRequest("request body is empty")
     try:
