@@ -172,7 +172,9 @@ class Intake:
             event_id = event["event_id"]
             stored = orjson.dumps(self._normalize(event, valid, consent, caller, received))
             if len(stored) > body.MAX_EVENT_BYTES:
-                too_large = [Violation("(event)", "maxSize", f"event is {len(stored)} bytes; the limit is {body.MAX_EVENT_BYTES}")]
+                too_large = [
+                    Violation("(event)", "maxSize", f"event is {len(stored)} bytes; the limit is {body.MAX_EVENT_BYTES}")
+                ]
                 tally.record(index, event_id, Status.REJECTED, valid.event_type.name, errors=too_large)
                 rejected.append(_rejected_record(index, event, too_large, received, organization_id))
             else:

@@ -115,6 +115,30 @@ async def test_broker_down_gives_503_and_recovers(settings: Settings, store: Cli
         broker.stop()
 
 
+async def test_gateway_started_before_kafka_serves_503_until_the_broker_is_up(
+    settings: Settings, store: ClickHouseStore, tmp_path: Path
+) -> None:
+    port = embedded.free_port()
+    own = settings.with_overrides(kafka_bootstrap_servers=f"127.0.0.1:{port}", kafka_publish_timeout_s=2.0)
+    runner, url = await start_gateway(own, store)
+    broker = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = await Gateway(url, session, runner.app).client()
+            event = client.event()
+            status, body = await client.post_batch([event])
+            assert status == 503, body
+            broker = await embedded.start_tansu(port, tmp_path / "tansu.log")
+            status, body = await eventually(
+                lambda: client.post_batch([event]), lambda result: result[0] == 200, timeout=60
+            )
+            assert body["results"][0]["status"] == "accepted"
+    finally:
+        await runner.cleanup()
+        if broker:
+            broker.stop()
+
+
 async def test_health_reports_components(gateway: Gateway) -> None:
     async with gateway.session.get(f"{gateway.url}/health") as response:
         assert response.status == 200
