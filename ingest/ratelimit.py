@@ -1,14 +1,20 @@
 """Per-write-key token bucket in Redis, counted in events.
 
-One script call per request refills the bucket by elapsed time (Redis
-server clock, so every gateway process agrees) and takes the batch's
-events from it, or answers how long to wait. If Redis is down the
-gateway fails open: losing rate limiting briefly is better than refusing
-a school's telemetry.
+A script call refills the bucket by elapsed time (Redis server clock, so
+every gateway process agrees) and takes the batch's events from it, or
+answers how long to wait. With the events it also takes a lease: up to
+LEASE_S worth of the key's rate, which this process then spends without
+asking Redis (a busy key costs a round trip every few requests instead of
+every one: ~4,000 instructions an event). Leased tokens unused after
+LEASE_S are dropped, so a key is never admitted more than its rate; with
+several gateway processes, a lease held by one can make another answer
+429 up to LEASE_S early. If Redis is down the gateway fails open: losing
+rate limiting briefly is better than refusing a school's telemetry.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -23,6 +29,7 @@ _TAKE_SCRIPT = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
+local lease = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -30,15 +37,21 @@ local tokens = tonumber(state[1]) or burst
 local ts = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
 local wait_ms = 0
+local leased = 0
 if tokens >= cost then
   tokens = tokens - cost
+  leased = math.min(lease, math.floor(tokens))
+  tokens = tokens - leased
 else
   wait_ms = math.ceil((cost - tokens) * 1000 / rate)
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return wait_ms
+return {wait_ms, leased}
 """
+
+# Seconds of a key's rate one process may take ahead of its requests.
+LEASE_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,18 +60,38 @@ class RateDecision:
     retry_after_s: int
 
 
+@dataclass(slots=True)
+class _Lease:
+    tokens: int
+    until: float  # time.monotonic()
+
+
+ALLOWED = RateDecision(True, 0)
+
+
 class RateLimiter:
     def __init__(self, redis: Redis, *, events_per_s: float, burst: int) -> None:
         self._events_per_s = events_per_s
         self._burst = burst
+        self._lease_size = min(int(events_per_s * LEASE_S), burst // 4)
+        self._leases: dict[str, _Lease] = {}
         self._take = redis.register_script(_TAKE_SCRIPT)
 
     async def take(self, key_id: str, events: int) -> RateDecision:
+        now = time.monotonic()
+        lease = self._leases.get(key_id)
+        in_hand = lease.tokens if lease is not None and now < lease.until else 0
+        if in_hand >= events:
+            lease.tokens -= events  # type: ignore[union-attr]
+            return ALLOWED
         try:
-            wait_ms = int(await self._take(keys=[KEY_PREFIX + key_id], args=[self._events_per_s, self._burst, events]))
+            wait_ms, leased = await self._take(
+                keys=[KEY_PREFIX + key_id], args=[self._events_per_s, self._burst, events - in_hand, self._lease_size]
+            )
         except RedisError as exc:
             log.warning("ratelimit_redis_unavailable", error=str(exc))
-            return RateDecision(True, 0)
-        if wait_ms <= 0:
-            return RateDecision(True, 0)
-        return RateDecision(False, max(1, -(-wait_ms // 1000)))
+            return ALLOWED
+        if int(wait_ms) > 0:
+            return RateDecision(False, max(1, -(-int(wait_ms) // 1000)))
+        self._leases[key_id] = _Lease(int(leased), now + LEASE_S)
+        return ALLOWED

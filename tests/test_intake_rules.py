@@ -405,6 +405,35 @@ async def test_rate_limit_gives_429_with_retry_after(settings: Any, store: Click
         await runner.cleanup()
 
 
+async def test_rate_limit_leases_take_ahead_but_never_admit_more_than_the_bucket(redis_url: str) -> None:
+    import time
+
+    from redis import asyncio as aioredis
+
+    from ingest.ratelimit import KEY_PREFIX, RateLimiter
+
+    redis = aioredis.from_url(redis_url)
+    key_id = f"lease-{uuid.uuid4().hex}"
+    limiter = RateLimiter(redis, events_per_s=100, burst=1000)  # leases 25 events (0.25 s of rate)
+    try:
+        assert (await limiter.take(key_id, 10)).allowed
+        # The batch's 10 and a lease of 25 came out of the shared bucket in one call ...
+        after_first = await redis.hget(KEY_PREFIX + key_id, "tokens")
+        assert 964 <= float(after_first) <= 966
+        # ... and the next two batches are served from the lease without touching it.
+        assert (await limiter.take(key_id, 10)).allowed and (await limiter.take(key_id, 10)).allowed
+        assert await redis.hget(KEY_PREFIX + key_id, "tokens") == after_first
+
+        started, admitted = time.monotonic(), 30
+        while (await limiter.take(key_id, 10)).allowed:
+            admitted += 10
+        refilled = 100 * (time.monotonic() - started)
+        assert 1000 - 10 <= admitted <= 1000 + refilled + 10
+    finally:
+        await redis.delete(KEY_PREFIX + key_id)
+        await redis.aclose()
+
+
 async def test_cors_preflight_and_response_headers(client: Client) -> None:
     gateway = client.gateway
     async with gateway.session.options(
