@@ -75,23 +75,43 @@ class RateLimiter:
         self._burst = burst
         self._lease_size = min(int(events_per_s * LEASE_S), burst // 4)
         self._leases: dict[str, _Lease] = {}
+        self._leasing: set[str] = set()
         self._take = redis.register_script(_TAKE_SCRIPT)
 
-    async def take(self, key_id: str, events: int) -> RateDecision:
-        now = time.monotonic()
+    def _lease_of(self, key_id: str) -> _Lease:
         lease = self._leases.get(key_id)
-        in_hand = lease.tokens if lease is not None and now < lease.until else 0
-        if in_hand >= events:
-            lease.tokens -= events  # type: ignore[union-attr]
+        if lease is None or time.monotonic() >= lease.until:
+            lease = self._leases[key_id] = _Lease(0, 0.0)
+        return lease
+
+    async def take(self, key_id: str, events: int) -> RateDecision:
+        lease = self._lease_of(key_id)
+        if lease.tokens >= events:
+            lease.tokens -= events
             return ALLOWED
+        # What the lease still holds goes to this batch now, before the await,
+        # so a concurrent request cannot spend it too.
+        in_hand, lease.tokens = lease.tokens, 0
+        # One lease request in flight per key: concurrent requests that each took
+        # one would drain the shared bucket for tokens this process cannot spend.
+        leasing = key_id not in self._leasing
+        self._leasing.add(key_id)
         try:
             wait_ms, leased = await self._take(
-                keys=[KEY_PREFIX + key_id], args=[self._events_per_s, self._burst, events - in_hand, self._lease_size]
+                keys=[KEY_PREFIX + key_id],
+                args=[self._events_per_s, self._burst, events - in_hand, self._lease_size if leasing else 0],
             )
         except RedisError as exc:
             log.warning("ratelimit_redis_unavailable", error=str(exc))
             return ALLOWED
+        finally:
+            if leasing:
+                self._leasing.discard(key_id)
+        lease = self._lease_of(key_id)
         if int(wait_ms) > 0:
+            lease.tokens += in_hand
             return RateDecision(False, max(1, -(-int(wait_ms) // 1000)))
-        self._leases[key_id] = _Lease(int(leased), now + LEASE_S)
+        if int(leased) > 0:
+            lease.tokens += int(leased)
+            lease.until = time.monotonic() + LEASE_S
         return ALLOWED

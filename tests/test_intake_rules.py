@@ -434,6 +434,25 @@ async def test_rate_limit_leases_take_ahead_but_never_admit_more_than_the_bucket
         await redis.aclose()
 
 
+async def test_concurrent_batches_of_one_key_take_one_lease(redis_url: str) -> None:
+    import asyncio
+
+    from redis import asyncio as aioredis
+
+    from ingest.ratelimit import KEY_PREFIX, RateLimiter
+
+    redis = aioredis.from_url(redis_url)
+    key_id = f"lease-{uuid.uuid4().hex}"
+    # 16 x 100 events fit the 2,000 burst; 16 leases of 250 on top of them would not.
+    limiter = RateLimiter(redis, events_per_s=1000, burst=2000)
+    try:
+        decisions = await asyncio.gather(*(limiter.take(key_id, 100) for _ in range(16)))
+        assert all(d.allowed for d in decisions)
+    finally:
+        await redis.delete(KEY_PREFIX + key_id)
+        await redis.aclose()
+
+
 async def test_cors_preflight_and_response_headers(client: Client) -> None:
     gateway = client.gateway
     async with gateway.session.options(
