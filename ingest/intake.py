@@ -157,19 +157,15 @@ class Intake:
         consents = await self._consent.for_users(
             organization_id, {event["user_id"] for _, event, _ in candidates if event.get("user_id")}
         )
-        consenting: list[tuple[int, dict[str, Any], ValidEvent, ConsentRecord | None]] = []
-        for index, event, valid in candidates:
-            consent = consents.get(event.get("user_id") or "")
-            if consent is None or consent.allows(valid.event_type.category):
-                consenting.append((index, event, valid, consent))
-            else:
-                tally.record(index, event["event_id"], Status.NO_CONSENT, valid.event_type.name)
-
         # The size limit is on what would be stored, so it is measured on the
         # stored form, serialised once for both the check and the Kafka message.
         fitting: list[tuple[int, str, str, bytes, bytes]] = []  # index, event_id, type, partition key, stored JSON
-        for index, event, valid, consent in consenting:
+        for index, event, valid in candidates:
             event_id = event["event_id"]
+            consent = consents.get(event.get("user_id") or "")
+            if consent is not None and not consent.allows(valid.event_type.category):
+                tally.record(index, event_id, Status.NO_CONSENT, valid.event_type.name)
+                continue
             stored = orjson.dumps(self._normalize(event, valid, consent, caller, received))
             if len(stored) > body.MAX_EVENT_BYTES:
                 too_large = [
