@@ -12,8 +12,8 @@ are the gateway's, not the client's (the client still shares the 2 cores).
 
 Measured 2026-11-22 on the 2-core dev machine, three runs of the defaults
 after the librdkafka producer, the leaner intake and rate-limit leases:
-full load 35,820 / 35,702 / 31,116 events/s with the gateway at ~100 %
-of a core; half load p99 17.1 / 20.6 / 20.0 ms; x8.3-x9.3 the throughput
+full load 38,793 / 34,171 / 29,619 events/s with the gateway at ~100 %
+of a core; half load p99 22.1 / 14.9 / 18.6 ms; x7.6-x10.1 the throughput
 of the pure-Python jsonschema gateway. (The session began at 22,500-31,000
 events/s with the same benchmark.) The 50,000 events/s target is not met:
 the event-loop thread spends ~25 us an event, of which parsing (gunzip +
@@ -21,7 +21,7 @@ orjson) is a quarter, the compiled schema check and the serialisation of
 the stored form 2-5 us each on freshly parsed objects, and the intake's
 per-event Python most of the rest. The same code moves by +-20 % between
 runs on this host; count_gateway_instructions.py gives a figure that does
-not (111.5k instructions/event, from 155k).
+not (109.2k instructions/event, from 155k).
 """
 
 from __future__ import annotations

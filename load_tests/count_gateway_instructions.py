@@ -17,7 +17,8 @@ gateway benchmark): 155,000 instructions/event at the start of the day
 (aiokafka producer, per-event dataclasses), 112,800 after the librdkafka
 producer, the size check on the stored form and string time checks, and
 111,500 with rate-limit leases (fewer Redis calls; the harness's limit is
-generous, so one lease lasts the run): -28 % in all. Of those: ~27,000
+generous, so one lease lasts the run), 109,200 with consent and the stored
+form in one pass: -30 % in all. Of those: ~27,000
 gunzip + JSON parse, ~4,100 per Redis round trip (two a request now),
 ~1,000 the Kafka produce calls, the rest the intake.
 """
