@@ -73,6 +73,7 @@ class RateLimiter:
     def __init__(self, redis: Redis, *, events_per_s: float, burst: int) -> None:
         self._events_per_s = events_per_s
         self._burst = burst
+        # At most a quarter of the burst, so a small bucket is not held by one process.
         self._lease_size = min(int(events_per_s * LEASE_S), burst // 4)
         self._leases: dict[str, _Lease] = {}
         self._leasing: set[str] = set()
