@@ -42,16 +42,14 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from redis import asyncio as aioredis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "load_tests"))
 
-from lms_events import embedded  # noqa: E402
-from lms_events.settings import DEFAULT_REDIS_URL  # noqa: E402
+from bench_services import bench_services  # noqa: E402
 
 BATCH_EVENTS = 100
-BENCH_REDIS_DB = 13
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 MIX = [  # (weight, event_type, properties factory)
@@ -98,14 +96,6 @@ def make_body(r: random.Random, now: datetime) -> bytes:
             "privacy_level": "standard",
         })
     return gzip.compress(orjson.dumps({"batch": events}), compresslevel=5)
-
-
-async def empty_redis(url: str) -> None:
-    client = aioredis.from_url(url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -205,30 +195,15 @@ async def main() -> None:
     args = parser.parse_args()
     r = random.Random(42)
     with tempfile.TemporaryDirectory() as tmp:
-        broker = await embedded.start_tansu(embedded.free_port(), Path(tmp) / "tansu.log")
-        valkey = None
-        # A database of its own on the machine's Redis, emptied before and after:
-        # a run claims ~10^6 event ids for 24 h, which must not pile up there.
-        redis_url = DEFAULT_REDIS_URL.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
-        if not await embedded.redis_reachable(redis_url):
-            valkey = await embedded.start_valkey(embedded.free_port(), Path(tmp) / "valkey")
-            redis_url = f"redis://127.0.0.1:{valkey.port}/0"
-        await empty_redis(redis_url)
-        try:
+        async with bench_services(Path(tmp)) as services:
             print(f"gateway benchmark: {BATCH_EVENTS}-event gzip batches, {args.clients} clients, {args.seconds:.0f}s per phase, "
                   f"{os.cpu_count()} cores shared by client, gateway, broker and Redis")
-            fast_full, fast_half = await measure("compiled", f"127.0.0.1:{broker.port}", redis_url, args, r)
-            slow_full, slow_half = await measure("jsonschema", f"127.0.0.1:{broker.port}", redis_url, args, r)
+            fast_full, fast_half = await measure("compiled", services.bootstrap, services.redis_url, args, r)
+            slow_full, slow_half = await measure("jsonschema", services.bootstrap, services.redis_url, args, r)
             print(f"  ratio compiled/jsonschema: throughput x{fast_full['events_per_s'] / slow_full['events_per_s']:.2f}, "
                   f"half-load p99 x{slow_half['p99_ms'] / fast_half['p99_ms']:.2f} lower")
             print(f"  target: >= 50,000 events/s full load; p99 < 25 ms at half load -> "
                   f"{'MET' if fast_full['events_per_s'] >= 50_000 and fast_half['p99_ms'] < 25 else 'NOT MET'}")
-        finally:
-            await empty_redis(redis_url)
-            broker.stop()
-            if valkey:
-                valkey.stop()
-
 
 if __name__ == "__main__":
     asyncio.run(main())

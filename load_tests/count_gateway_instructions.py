@@ -43,9 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "load_tests"))
 
-from bench_gateway import BATCH_EVENTS, BENCH_REDIS_DB, empty_redis, make_body  # noqa: E402
-from lms_events import embedded  # noqa: E402
-from lms_events.settings import DEFAULT_REDIS_URL, Settings  # noqa: E402
+from bench_gateway import BATCH_EVENTS, make_body  # noqa: E402
+from bench_services import bench_services  # noqa: E402
+from lms_events.settings import Settings  # noqa: E402
 from lms_events.topics import ensure_topics  # noqa: E402
 
 FEW, MANY = 10, 60
@@ -126,26 +126,15 @@ async def main() -> None:
         await request_path(args.inner, args.bootstrap, args.redis)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        broker = await embedded.start_tansu(embedded.free_port(), Path(tmp) / "tansu.log")
-        valkey = None
-        redis_url = DEFAULT_REDIS_URL.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
-        if not await embedded.redis_reachable(redis_url):
-            valkey = await embedded.start_valkey(embedded.free_port(), Path(tmp) / "valkey")
-            redis_url = f"redis://127.0.0.1:{valkey.port}/0"
-        bootstrap = f"127.0.0.1:{broker.port}"
-        try:
-            await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap, data_dir=Path(tmp)), bootstrap)
-            few = await asyncio.to_thread(loop_thread_instructions, FEW, bootstrap, redis_url, Path(tmp))
-            many = await asyncio.to_thread(loop_thread_instructions, MANY, bootstrap, redis_url, Path(tmp))
+        async with bench_services(Path(tmp)) as services:
+            await ensure_topics(Settings(kafka_bootstrap_servers=services.bootstrap, data_dir=Path(tmp)), services.bootstrap)
+            few, many = [
+                await asyncio.to_thread(loop_thread_instructions, batches, services.bootstrap, services.redis_url, Path(tmp))
+                for batches in (FEW, MANY)
+            ]
             per_event = (many - few) / ((MANY - FEW) * BATCH_EVENTS)
             print(f"gateway loop thread: {per_event:,.0f} instructions/event "
                   f"({MANY - FEW} batches of {BATCH_EVENTS} events, callgrind, {FEW} vs {MANY} batches)")
-        finally:
-            await empty_redis(redis_url)
-            broker.stop()
-            if valkey:
-                valkey.stop()
-
 
 if __name__ == "__main__":
     asyncio.run(main())
