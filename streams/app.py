@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -53,31 +52,11 @@ log = structlog.get_logger(__name__)
 
 # Offsets are committed this often (seconds); the drain on stop waits for it.
 COMMIT_INTERVAL_S = 0.5
-MAX_POISON_RAW_CHARS = 32 * 1024
 # Bytes one fetch may return per partition. A message is a client's
 # sub-batch (tens of KiB); Faust's 1 MiB default made the worker wait on
 # fetch round trips of a few dozen messages instead of processing.
 MAX_FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
 ALERT_TYPE = "ErrorEventReceived"
-
-
-def _poison_record(message: Any, reason: str, rule: str) -> dict[str, Any]:
-    """A bad row for a Kafka message an agent cannot load. Its id is the message's
-    coordinates: unique, so two poison messages never collapse into one row, and
-    stable, so a replay of the same message does."""
-    return _bad_row(f"kafka:{message.topic}/{message.partition}/{message.offset}", message.value, reason, rule)
-
-
-def _bad_row(record_id: str, value: bytes | None, reason: str, rule: str) -> dict[str, Any]:
-    return {
-        "event_id": record_id,
-        "organization_id": "",
-        "index": -1,
-        "source": "stream",
-        "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "reasons": [{"field": "(message)", "rule": rule, "message": reason}],
-        "raw": (value or b"").decode("utf-8", "replace")[:MAX_POISON_RAW_CHARS],
-    }
 
 
 def _alert(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,7 +130,7 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
                     updates = reference.updates_from(reference.decode(message.value))
                 except reference.PoisonDomainEvent as exc:
                     log.warning("poison_message", topic=message.message.topic, offset=message.message.offset, error=str(exc))
-                    poison.append(_poison_record(message.message, f"cannot load domain event: {exc}", "domain_event"))
+                    poison.append(rows.poison_record(message.message, f"cannot load domain event: {exc}", "domain_event"))
                     continue
                 for update in updates:
                     entity = (update.kind, update.key)
@@ -174,11 +153,11 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
                     events.add(rows.decode_events(message.value), message.message)
                 except (rows.UndecodableMessage, KeyError, TypeError, ValueError, AttributeError) as exc:
                     log.warning("poison_message", topic=RAW_EVENTS, offset=message.message.offset, error=str(exc))
-                    poison.append(_poison_record(message.message, f"cannot load message: {exc}", "decode"))
+                    poison.append(rows.poison_record(message.message, f"cannot load message: {exc}", "decode"))
             stored, unconvertible = events.to_arrow()
             for kafka_message, reason in unconvertible:
                 log.warning("poison_message", topic=RAW_EVENTS, offset=kafka_message.offset, error=reason)
-                poison.append(_poison_record(kafka_message, f"cannot load message: {reason}", "decode"))
+                poison.append(rows.poison_record(kafka_message, f"cannot load message: {reason}", "decode"))
             await send_to_bad_rows(poison)
             token = batch_token(batch)
             for table, table_rows in rows_by_table(stored, events.routes).items():
@@ -200,14 +179,14 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
                     records = rows.decode_rejected(message.value)
                     source = "gateway"
                 except rows.UndecodableMessage as exc:
-                    records = [_poison_record(message.message, f"cannot load message: {exc}", "decode")]
+                    records = [rows.poison_record(message.message, f"cannot load message: {exc}", "decode")]
                     source = "stream"
                 for record in records:
                     try:
                         bad_rows.append(rows.rejected_row(record, version, source=source))
                     except (KeyError, TypeError, ValueError) as exc:
                         record_id = f"kafka:{message.message.topic}/{message.message.partition}/{message.message.offset}/{len(bad_rows)}"
-                        fallback = _bad_row(record_id, orjson.dumps(record), f"malformed bad-row: {exc}", "decode")
+                        fallback = rows.bad_row(record_id, orjson.dumps(record), f"malformed bad-row: {exc}", "decode")
                         bad_rows.append(rows.rejected_row(fallback, version, source="stream"))
             sink = await sinks.for_table(REJECTED_TABLE)
             await sink.write(bad_rows, token=batch_token(batch))
@@ -221,5 +200,5 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
             # notifications are dropped (they are hints; the rows are stored).
             log.info("analytics_window_dropped_on_stop")
 
-    register_intake_loaders(app, settings, sinks)
+    register_intake_loaders(app, settings, sinks, send_to_bad_rows)
     return app

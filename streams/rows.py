@@ -17,6 +17,9 @@ class UndecodableMessage(ValueError):
     """A Kafka message that is not what the gateway produces (a poison message)."""
 
 
+# What a bad row keeps of a message no agent could load.
+MAX_POISON_RAW_CHARS = 32 * 1024
+
 def parse_timestamp(value: str) -> datetime:
     """An ISO 8601 time; one without offset (as ClickHouse prints it) is UTC."""
     parsed = datetime.fromisoformat(value)
@@ -88,4 +91,23 @@ def rejected_row(record: dict[str, Any], version: int, *, source: str) -> dict[s
         "reasons": orjson.dumps(reasons).decode(),
         "raw": str(record.get("raw", "")),
         "_version": version,
+    }
+
+
+def poison_record(message: Any, reason: str, rule: str) -> dict[str, Any]:
+    """A bad row for a Kafka message an agent cannot load. Its id is the message's
+    coordinates: unique, so two poison messages never collapse into one row, and
+    stable, so a replay of the same message does."""
+    return bad_row(f"kafka:{message.topic}/{message.partition}/{message.offset}", message.value, reason, rule)
+
+
+def bad_row(record_id: str, value: bytes | None, reason: str, rule: str) -> dict[str, Any]:
+    return {
+        "event_id": record_id,
+        "organization_id": "",
+        "index": -1,
+        "source": "stream",
+        "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "reasons": [{"field": "(message)", "rule": rule, "message": reason}],
+        "raw": (value or b"").decode("utf-8", "replace")[:MAX_POISON_RAW_CHARS],
     }

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import orjson
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from lms_events.clickhouse import ClickHouseStore
-from lms_events.topics import RAW_EVENTS
+from lms_events.topics import INTAKE_OUTCOMES, RAW_EVENTS
 from streams.event_batch import EventBatch
 from streams.reference_store import EntityMap
 from streams.sink import TableSink
@@ -98,22 +101,35 @@ async def test_retried_insert_with_same_token_inserts_nothing(store: ClickHouseS
     assert without_final[0]["n"] == 4
 
 
+@pytest.mark.parametrize(
+    ("topic", "table"),
+    [(RAW_EVENTS, "events"), (INTAKE_OUTCOMES, "intake_outcomes")],
+)
 async def test_poison_message_goes_to_rejected_and_agent_keeps_going(
-    client: Client, store: ClickHouseStore, bootstrap: str
+    client: Client, store: ClickHouseStore, bootstrap: str, topic: str, table: str
 ) -> None:
     org = client.organization_id
+    marker = f"not json at all {uuid.uuid4().hex}"
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
     await producer.start()
     try:
-        await producer.send_and_wait(RAW_EVENTS, b"\x00not json at all", key=b"poison")
+        await producer.send_and_wait(topic, b"\x00" + marker.encode(), key=b"poison")
     finally:
         await producer.stop()
     status, _ = await client.post_batch([client.event()])
     assert status == 200
-    await eventually(lambda: rows_for_org(store, "events", org), lambda rows: len(rows) == 1)
+    # The agent that met the poison message still loads what comes after it.
+    await eventually(
+        lambda: store.query(f"SELECT count() AS n FROM {table} WHERE organization_id = {{org:String}}", {"org": org}),
+        lambda rows: rows[0]["n"] >= 1,
+    )
     poison = await eventually(
-        lambda: store.query("SELECT raw, rules, source FROM rejected_events FINAL WHERE raw LIKE '%not json at all%'"),
+        lambda: store.query(
+            "SELECT event_id, rules, source FROM rejected_events FINAL WHERE raw LIKE {pattern:String}",
+            {"pattern": f"%{marker}%"},
+        ),
         lambda rows: len(rows) >= 1,
     )
+    assert poison[0]["event_id"].startswith(f"kafka:{topic}/")
     assert poison[0]["rules"] == ["decode"]
     assert poison[0]["source"] == "stream"
