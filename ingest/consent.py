@@ -80,23 +80,22 @@ class ConsentStore:
     async def for_users(self, organization_id: str, user_ids: set[str]) -> dict[str, ConsentRecord | None]:
         """Each user's record (None: no record, the defaults apply)."""
         found: dict[str, ConsentRecord | None] = {}
-        missing: list[str] = []
+        missing: dict[str, str] = {}  # user_id -> its Redis key
         for user_id in user_ids:
             key = consent_key(organization_id, user_id)
             if key in self._local:
                 found[user_id] = self._local[key]
             else:
-                missing.append(user_id)
+                missing[user_id] = key
         if missing:
-            keys = [consent_key(organization_id, user_id) for user_id in missing]
             try:
-                values = await self._redis.mget(keys)
+                values = await self._redis.mget(list(missing.values()))
             except RedisError as exc:
                 # Without the records we cannot tell an opt-out from a default:
                 # fall back to defaults, which the school's agreement covers.
                 log.warning("consent_redis_unavailable", error=str(exc), users=len(missing))
                 values = [None] * len(missing)
-            for user_id, key, value in zip(missing, keys, values, strict=True):
+            for (user_id, key), value in zip(missing.items(), values, strict=True):
                 record = ConsentRecord.from_json(value) if value else None
                 self._local[key] = record
                 found[user_id] = record
