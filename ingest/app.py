@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import redis.asyncio as aioredis
@@ -21,16 +22,19 @@ from ingest.consent import ConsentStore, reload_consent
 from ingest.cors import cors_middleware
 from ingest.dedup import Deduplicator
 from ingest.intake import Intake
-from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, REDIS, SETTINGS, STORE
+from ingest.keys import CONSENT, INFLATER, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, REDIS, SETTINGS, STORE
 from ingest.privacy import PrivacyFilter, load_or_create_secret
 from ingest.publish import EventPublisher
 from ingest.ratelimit import RateLimiter
+from ingest.redis_pipe import PipelinedRedis
 from ingest.sampling import Sampler
 from ingest.validation import EventValidator
 from lms_events.admin import create_admin_app
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.errors import ConfigError
 from lms_events.settings import DEFAULT_REDIS_URL, Settings
+
+REDIS_TIMEOUT_S = 2.0
 
 # Each resource reads its configuration from app[SETTINGS]: nothing is captured at import.
 
@@ -54,6 +58,14 @@ async def write_keys(app: web.Application) -> AsyncIterator[None]:
         await refresher
 
 
+async def inflater(app: web.Application) -> AsyncIterator[None]:
+    """One thread that inflates large compressed bodies off the event loop (see ingest.body)."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inflate")
+    app[INFLATER] = executor
+    yield
+    executor.shutdown(wait=True)
+
+
 async def kafka_publisher(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.kafka_bootstrap_servers is not None
@@ -66,9 +78,12 @@ async def kafka_publisher(app: web.Application) -> AsyncIterator[None]:
 
 async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    client = aioredis.from_url(settings.redis_url or DEFAULT_REDIS_URL, socket_timeout=2.0)
+    url = settings.redis_url or DEFAULT_REDIS_URL
+    client = aioredis.from_url(url, socket_timeout=REDIS_TIMEOUT_S)
+    # The per-request commands (consent lookups, dedup claims) share one pipelined connection.
+    per_request = PipelinedRedis.from_url(url, timeout_s=REDIS_TIMEOUT_S)
     app[REDIS] = client
-    app[CONSENT] = ConsentStore(client)
+    app[CONSENT] = ConsentStore(per_request)
     await reload_consent(app[STORE], app[CONSENT])
     app[RATE_LIMITER] = RateLimiter(client, events_per_s=settings.rate_limit_events_per_s, burst=settings.rate_limit_burst)
     app[INTAKE] = Intake(
@@ -76,11 +91,12 @@ async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
             max_future=timedelta(seconds=settings.max_future_s), late_after=timedelta(seconds=settings.late_after_s)
         ),
         sampler=Sampler.from_settings(settings),
-        dedup=Deduplicator(client, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
+        dedup=Deduplicator(per_request, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
         consent=app[CONSENT],
         privacy=PrivacyFilter(load_or_create_secret(settings.pii_secret, settings.data_dir)),
     )
     yield
+    await per_request.aclose()
     await client.aclose()
 
 
@@ -107,6 +123,7 @@ def create_app(
     else:
         app.cleanup_ctx.append(clickhouse)
     app.cleanup_ctx.append(write_keys)
+    app.cleanup_ctx.append(inflater)
     app.cleanup_ctx.append(kafka_publisher)
     app.cleanup_ctx.append(redis_and_intake)
 

@@ -19,10 +19,10 @@ from typing import Any
 import orjson
 import structlog
 from cachetools import TTLCache
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 import schemas
+from ingest.redis_pipe import PipelinedRedis
 from lms_events.clickhouse import ClickHouseStore
 
 log = structlog.get_logger(__name__)
@@ -73,7 +73,7 @@ class ConsentRecord:
 
 
 class ConsentStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: PipelinedRedis) -> None:
         self._redis = redis
         self._local: TTLCache[str, ConsentRecord | None] = TTLCache(maxsize=LOCAL_ENTRIES, ttl=LOCAL_TTL_S)
 
@@ -89,7 +89,7 @@ class ConsentStore:
                 missing[user_id] = key
         if missing:
             try:
-                values = await self._redis.mget(list(missing.values()))
+                values = await self._redis.execute("MGET", *missing.values())
             except RedisError as exc:
                 # Without the records we cannot tell an opt-out from a default:
                 # fall back to defaults, which the school's agreement covers.
@@ -102,13 +102,15 @@ class ConsentStore:
         return found
 
     async def put(self, record: ConsentRecord) -> None:
-        await self._redis.set(consent_key(record.organization_id, record.user_id), record.to_json())
+        await self._redis.execute("SET", consent_key(record.organization_id, record.user_id), record.to_json())
         self._local[consent_key(record.organization_id, record.user_id)] = record
 
     async def put_many(self, records: list[ConsentRecord]) -> None:
         if not records:
             return
-        await self._redis.mset({consent_key(r.organization_id, r.user_id): r.to_json() for r in records})
+        await self._redis.execute(
+            "MSET", *(part for r in records for part in (consent_key(r.organization_id, r.user_id), r.to_json()))
+        )
         for record in records:
             self._local[consent_key(record.organization_id, record.user_id)] = record
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import time
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from ingest.redis_pipe import LuaScript, PipelinedRedis
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +30,7 @@ KEY_PREFIX = "lms:dedup:"
 # packing and parsing a hundred separate arguments costs more than the
 # round trip. KEYS[1] is the organization's prefix with a hash tag, so on
 # a Redis Cluster all of an organization's keys share one slot.
-_CLAIM_SCRIPT = """
+_CLAIM_SCRIPT = LuaScript("""
 local answers = {}
 for id in string.gmatch(ARGV[2], '[^\\n]+') do
   if redis.call('SET', KEYS[1] .. id, '1', 'NX', 'EX', ARGV[1]) then
@@ -39,7 +40,7 @@ for id in string.gmatch(ARGV[2], '[^\\n]+') do
   end
 end
 return table.concat(answers)
-"""
+""")
 
 
 def organization_prefix(organization_id: str) -> str:
@@ -82,11 +83,10 @@ class RecentKeys:
 
 
 class Deduplicator:
-    def __init__(self, redis: Redis, *, window_s: int, local_entries: int) -> None:
+    def __init__(self, redis: PipelinedRedis, *, window_s: int, local_entries: int) -> None:
         self._redis = redis
         self._window_s = window_s
         self._seen = RecentKeys(ttl_s=window_s, max_entries=local_entries)
-        self._claim = redis.register_script(_CLAIM_SCRIPT)
 
     async def claim(self, organization_id: str, event_ids: list[str]) -> list[bool]:
         """For each id: True if first seen now (claimed), False if a duplicate (in the window or this batch)."""
@@ -99,7 +99,7 @@ class Deduplicator:
         if not candidates:
             return first
         try:
-            answers = (await self._claim(keys=[prefix], args=[self._window_s, "\n".join(candidates)])).decode()
+            answers = (await self._redis.run(_CLAIM_SCRIPT, [prefix], [self._window_s, "\n".join(candidates)])).decode()
         except RedisError as exc:
             log.warning("dedup_redis_unavailable", error=str(exc), keys=len(candidates))
             answers = "1" * len(candidates)
@@ -119,6 +119,6 @@ class Deduplicator:
         if not keys:
             return
         try:
-            await self._redis.delete(*keys)
+            await self._redis.execute("DEL", *keys)
         except RedisError as exc:
             log.error("dedup_release_failed", error=str(exc), keys=len(keys))

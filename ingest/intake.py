@@ -31,7 +31,7 @@ from ingest.privacy import PrivacyFilter
 from ingest.publish import KafkaMessage
 from ingest.sampling import Sampler
 from ingest.timestamps import iso_ms
-from ingest.validation import EventValidator, TimeWindow, ValidEvent, Violation
+from ingest.validation import EventValidator, ValidEvent, Violation
 from lms_events.write_keys import WriteKey
 
 # What we keep of a rejected event's raw JSON for the bad-rows table.
@@ -90,7 +90,8 @@ class _Tally:
         if errors:
             result["errors"] = [e.as_json() for e in errors]
         self.results[index] = result
-        self.counts[event_type, status] = self.counts.get((event_type, status), 0) + 1
+        key = (event_type, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
 
     def totals(self) -> dict[str, int]:
         totals = dict.fromkeys(Status.ALL, 0)
@@ -103,6 +104,11 @@ def _event_id(event: Any) -> str | None:
     if isinstance(event, dict) and isinstance(event.get("event_id"), str):
         return event["event_id"]
     return None
+
+
+_OTHER_ORGANIZATION = Violation(
+    "organization_id", "organization", "the write key belongs to another organization; a key writes only for its own"
+)
 
 
 class Intake:
@@ -121,38 +127,31 @@ class Intake:
         self._consent = consent
         self._privacy = privacy
 
-    def _check(self, event: Any, organization_id: str, window: TimeWindow) -> ValidEvent | list[Violation]:
-        checked = self._validator.check(event, window)
-        if isinstance(checked, ValidEvent):
-            claimed_organization = event.get("organization_id")
-            if claimed_organization and claimed_organization != organization_id:
-                return [
-                    Violation(
-                        "organization_id",
-                        "organization",
-                        "the write key belongs to another organization; a key writes only for its own",
-                    )
-                ]
-        return checked
-
     async def process(self, events: list[Any], *, caller: Caller, received_at: datetime) -> IntakeOutcome:
         organization_id = caller.key.organization_id
         received = iso_ms(received_at)
         window = self._validator.window(received_at)
+        check, keep = self._validator.check, self._sampler.keep
         tally = _Tally(len(events))
+        record = tally.record
         rejected: list[dict[str, Any]] = []
         # (index, event, its type) of the valid events that survived sampling
         candidates: list[tuple[int, dict[str, Any], ValidEvent]] = []
 
         for index, event in enumerate(events):
-            checked = self._check(event, organization_id, window)
+            checked = check(event, window)
             if not isinstance(checked, ValidEvent):
-                tally.record(index, _event_id(event), Status.REJECTED, UNKNOWN_TYPE, errors=checked)
+                record(index, _event_id(event), Status.REJECTED, UNKNOWN_TYPE, checked)
                 rejected.append(_rejected_record(index, event, checked, received, organization_id))
-            elif self._sampler.keep(checked.event_type, event["event_id"]):
+                continue
+            claimed_organization = event.get("organization_id")
+            if claimed_organization and claimed_organization != organization_id:
+                record(index, event["event_id"], Status.REJECTED, UNKNOWN_TYPE, [_OTHER_ORGANIZATION])
+                rejected.append(_rejected_record(index, event, [_OTHER_ORGANIZATION], received, organization_id))
+            elif keep(checked.event_type, event["event_id"]):
                 candidates.append((index, event, checked))
             else:
-                tally.record(index, event["event_id"], Status.SAMPLED_OUT, checked.event_type.name)
+                record(index, event["event_id"], Status.SAMPLED_OUT, checked.event_type.name)
 
         consents = await self._consent.for_users(
             organization_id, {event["user_id"] for _, event, _ in candidates if event.get("user_id")}
@@ -164,14 +163,14 @@ class Intake:
             event_id = event["event_id"]
             consent = consents.get(event.get("user_id") or "")
             if consent is not None and not consent.allows(valid.event_type.category):
-                tally.record(index, event_id, Status.NO_CONSENT, valid.event_type.name)
+                record(index, event_id, Status.NO_CONSENT, valid.event_type.name)
                 continue
             stored = orjson.dumps(self._normalize(event, valid, consent, caller, received))
             if len(stored) > body.MAX_EVENT_BYTES:
                 too_large = [
                     Violation("(event)", "maxSize", f"event is {len(stored)} bytes; the limit is {body.MAX_EVENT_BYTES}")
                 ]
-                tally.record(index, event_id, Status.REJECTED, valid.event_type.name, errors=too_large)
+                record(index, event_id, Status.REJECTED, valid.event_type.name, too_large)
                 rejected.append(_rejected_record(index, event, too_large, received, organization_id))
             else:
                 fitting.append((index, event_id, valid.event_type.name, batching.partition_key(event), stored))
@@ -181,11 +180,11 @@ class Intake:
         claimed: list[str] = []
         for (index, event_id, type_name, partition_key, stored), first in zip(fitting, firsts, strict=True):
             if first:
-                tally.record(index, event_id, Status.ACCEPTED, type_name)
+                record(index, event_id, Status.ACCEPTED, type_name)
                 claimed.append(event_id)
                 accepted.setdefault(partition_key, []).append(stored)
             else:
-                tally.record(index, event_id, Status.DUPLICATE, type_name)
+                record(index, event_id, Status.DUPLICATE, type_name)
 
         messages = (
             batching.accepted_messages(accepted)

@@ -76,11 +76,6 @@ class PrivacyFilter:
             for category in schemas.load("taxonomy.json")["categories"]
         }
 
-    def retention_days(self, event: dict[str, Any], event_type: EventType) -> int:
-        cap = self._caps[event.get("privacy_level") or DEFAULT_PRIVACY_LEVEL, event_type.category]
-        requested = event.get("retention_days")
-        return min(requested, cap) if isinstance(requested, int) else cap
-
     def _org_key(self, organization_id: str) -> bytes:
         key = self._org_keys.get(organization_id)
         if key is None:
@@ -113,12 +108,14 @@ class PrivacyFilter:
     ) -> dict[str, Any]:
         """Apply the rules to `event` in place (pass your own copy) and return it.
         `truncated_ip` is the request's client IP after `truncate_ip`."""
-        event["privacy_level"] = event.get("privacy_level") or DEFAULT_PRIVACY_LEVEL
-        event["retention_days"] = self.retention_days(event, event_type)
+        level = event["privacy_level"] = event.get("privacy_level") or DEFAULT_PRIVACY_LEVEL
+        cap = self._caps[level, event_type.category]
+        requested = event.get("retention_days")
+        event["retention_days"] = min(requested, cap) if isinstance(requested, int) else cap
         coppa = consent is not None and consent.coppa_restricted
-        if event["privacy_level"] == "pii" or coppa:
+        if level == "pii" or coppa:
             self._drop_free_text(event)
-        if event["privacy_level"] == "pii":
+        if level == "pii":
             self._pseudonymize(event)
         event["client_ip"] = "" if coppa else truncated_ip
         return event

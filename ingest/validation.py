@@ -131,9 +131,13 @@ class EventValidator:
         if known is None:
             return self._explain(event, None)
         event_type, fast_check = known
-        if fast_check.is_valid(event):
-            return self._check_time(event["timestamp"], event_type, window)
-        return self._explain(event, event_type)
+        if not fast_check.is_valid(event):
+            return self._explain(event, event_type)
+        timestamp = event["timestamp"]
+        # Nearly every event: a canonical timestamp, not in the future; two string comparisons.
+        if timestamps.is_canonical(timestamp) and timestamp <= window.latest:
+            return ValidEvent(event_type, timestamp < window.late_before, timestamp)
+        return self._check_time(timestamp, event_type, window)
 
     def _alias(self, raw_type: str) -> tuple[EventType, jsonschema_rs.Validator] | None:
         event_type = lookup(raw_type)
@@ -157,8 +161,6 @@ class EventValidator:
         return violations or [Violation("(event)", "schema", "does not match the schema")]
 
     def _check_time(self, timestamp: str, event_type: EventType, window: TimeWindow) -> ValidEvent | list[Violation]:
-        if timestamps.is_canonical(timestamp) and timestamp <= window.latest:
-            return ValidEvent(event_type, timestamp < window.late_before, timestamp)
         moment = timestamps.parse(timestamp)
         if moment is None:
             return [Violation("timestamp", "format", f"{timestamp!r} is not a time we can store; send {_CANONICAL_EXAMPLE}")]

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -64,6 +65,7 @@ async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
     from ingest.privacy import PrivacyFilter
     from ingest.publish import EventPublisher
     from ingest.ratelimit import RateLimiter
+    from ingest.redis_pipe import PipelinedRedis
     from ingest.sampling import Sampler
     from ingest.validation import EventValidator
     from lms_events.runtime import tune_gc_for_serving
@@ -74,13 +76,14 @@ async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
     random_source = random.Random(7)
     bodies = [make_body(random_source, now) for _ in range(BODIES)]
     redis = aioredis.from_url(redis_url, socket_timeout=2.0)
+    per_request = PipelinedRedis.from_url(redis_url, timeout_s=2.0)
     intake = Intake(
         validator=EventValidator(
             max_future=timedelta(seconds=settings.max_future_s), late_after=timedelta(seconds=settings.late_after_s)
         ),
         sampler=Sampler.from_settings(settings),
-        dedup=Deduplicator(redis, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
-        consent=ConsentStore(redis),
+        dedup=Deduplicator(per_request, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
+        consent=ConsentStore(per_request),
         privacy=PrivacyFilter(b"instruction-count"),
     )
     limiter = RateLimiter(redis, events_per_s=10_000_000, burst=10_000_000)
@@ -89,8 +92,10 @@ async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
     organization = f"count-{uuid.uuid4().hex[:8]}"
     caller = Caller(WriteKey("k", "", organization, "development", "count", ""), "127.0.0.0", "request")
 
+    inflater = ThreadPoolExecutor(max_workers=1)
+
     async def one_request(compressed: bytes) -> None:
-        events = body.batch_events(orjson.loads(body.decompress(compressed, "gzip")))
+        events = body.batch_events(orjson.loads(await body.inflate(compressed, "gzip", inflater)))
         await limiter.take(caller.key.key_id, len(events))
         outcome = await intake.process(events, caller=caller, received_at=now)
         await publisher.publish(outcome.messages)
@@ -103,6 +108,8 @@ async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
         await one_request(compressed)
     await publisher.stop()
     await redis.aclose()
+    await per_request.aclose()
+    inflater.shutdown()
 
 
 def loop_thread_instructions(batches: int, bootstrap: str, redis_url: str, out_dir: Path) -> int:

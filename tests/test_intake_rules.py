@@ -160,16 +160,19 @@ async def test_duplicates_within_a_batch_and_across_requests(client: Client, gat
 async def test_dedup_survives_the_local_cache(client: Client, gateway: Gateway, redis_url: str) -> None:
     """A second gateway process (no local cache) still sees the first one's claims through Redis."""
     from ingest.dedup import Deduplicator, dedup_key
+    from ingest.redis_pipe import PipelinedRedis
     import redis.asyncio as aioredis
 
     event = client.event()
     await client.post_batch([event])
     redis = aioredis.from_url(redis_url)
+    pipelined = PipelinedRedis.from_url(redis_url, timeout_s=2.0)
     try:
-        fresh = Deduplicator(redis, window_s=60, local_entries=10)
+        fresh = Deduplicator(pipelined, window_s=60, local_entries=10)
         assert await fresh.claim(client.organization_id, [event["event_id"]]) == [False]
         assert 0 < await redis.ttl(dedup_key(client.organization_id, event["event_id"])) <= 86400
     finally:
+        await pipelined.aclose()
         await redis.aclose()
 
 
@@ -332,7 +335,7 @@ async def test_children_under_13_without_parental_consent_store_no_pii(client: C
 
 
 async def test_consent_records_reload_into_an_empty_redis(client: Client, store: ClickHouseStore, redis_url: str) -> None:
-    import redis.asyncio as aioredis
+    from ingest.redis_pipe import PipelinedRedis
 
     async with client.gateway.session.put(
         f"{client.gateway.url}/v1/consent/usr_reload", json={"age_band": "13_to_17"}, headers=client.headers
@@ -342,9 +345,9 @@ async def test_consent_records_reload_into_an_empty_redis(client: Client, store:
         lambda: store.query("SELECT count() AS n FROM consent_records FINAL WHERE user_id = 'usr_reload'"),
         lambda rows: rows[0]["n"] == 1,
     )
-    redis = aioredis.from_url(redis_url)
+    redis = PipelinedRedis.from_url(redis_url, timeout_s=2.0)
     try:
-        await redis.delete(consent_key(client.organization_id, "usr_reload"))
+        await redis.execute("DEL", consent_key(client.organization_id, "usr_reload"))
         consent = ConsentStore(redis)
         assert await reload_consent(store, consent) >= 1
         records = await consent.for_users(client.organization_id, {"usr_reload"})
