@@ -24,6 +24,7 @@ from ingest.redis_pipe import LuaScript, PipelinedRedis
 log = structlog.get_logger(__name__)
 
 KEY_PREFIX = "lms:dedup:"
+CLAIMED = ord("1")  # an answer byte of the claim script
 
 # One round trip for a whole batch. The event ids travel as one argument
 # and the answer as one string ("1" = claimed now, "0" = seen before):
@@ -92,20 +93,20 @@ class Deduplicator:
         """For each id: True if first seen now (claimed), False if a duplicate (in the window or this batch)."""
         prefix = organization_prefix(organization_id)
         first = [False] * len(event_ids)
-        candidates: dict[str, int] = {}
+        candidates: dict[str, int] = {}  # event_id -> index, first occurrence in the batch
         for index, event_id in enumerate(event_ids):
-            if prefix + event_id not in self._seen and event_id not in candidates:
+            if event_id not in candidates and prefix + event_id not in self._seen:
                 candidates[event_id] = index
         if not candidates:
             return first
         try:
-            answers = (await self._redis.run(_CLAIM_SCRIPT, [prefix], [self._window_s, "\n".join(candidates)])).decode()
+            answers = await self._redis.run(_CLAIM_SCRIPT, [prefix], [self._window_s, "\n".join(candidates)])
         except RedisError as exc:
             log.warning("dedup_redis_unavailable", error=str(exc), keys=len(candidates))
-            answers = "1" * len(candidates)
+            answers = b"1" * len(candidates)
         claimed = []
         for (event_id, index), answer in zip(candidates.items(), answers, strict=True):
-            if answer == "1":
+            if answer == CLAIMED:
                 first[index] = True
                 claimed.append(prefix + event_id)
         self._seen.add_all(claimed)

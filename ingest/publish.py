@@ -58,10 +58,19 @@ class _DeliveryReports:
         self._lock = threading.Lock()
         self._reports: list[tuple[asyncio.Future[None], KafkaError | None]] = []
 
-    def callback_for(self, future: asyncio.Future[None]):  # type: ignore[no-untyped-def]
+    def callback_for(self, future: asyncio.Future[None], messages: int):  # type: ignore[no-untyped-def]
+        """The delivery callback of `messages` messages that share `future`: it fails at
+        the first failed delivery and succeeds once all were delivered."""
+        remaining = messages
+
         def delivered(error: KafkaError | None, _message: object) -> None:
+            nonlocal remaining
             with self._lock:
-                self._reports.append((future, error))
+                remaining -= 1
+                if error is not None:
+                    self._reports.append((future, error))
+                elif remaining == 0:
+                    self._reports.append((future, None))
 
         return delivered
 
@@ -125,21 +134,15 @@ class EventPublisher:
         if not messages:
             return
         assert self._producer is not None and self._reports is not None, "start() the publisher first"
-        loop = asyncio.get_running_loop()
-        pending = []
+        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivered = self._reports.callback_for(acknowledged, len(messages))
         try:
             for message in messages:
-                future: asyncio.Future[None] = loop.create_future()
-                self._producer.produce(
-                    message.topic, message.value, message.key, on_delivery=self._reports.callback_for(future)
-                )
-                pending.append(future)
+                self._producer.produce(message.topic, message.value, message.key, on_delivery=delivered)
             async with asyncio.timeout(self._timeout_s + DELIVERY_GRACE_S):
-                for future in pending:
-                    await future
+                await acknowledged
         except (TimeoutError, KafkaException, BufferError) as exc:
-            for future in pending:
-                future.cancel()
+            acknowledged.cancel()
             log.warning("kafka_publish_failed", error=repr(exc), messages=len(messages))
             raise BrokerUnavailable(f"Kafka did not acknowledge the batch: {exc!r}") from exc
 

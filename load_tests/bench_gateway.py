@@ -98,8 +98,10 @@ def make_body(r: random.Random, now: datetime) -> bytes:
     return gzip.compress(orjson.dumps({"batch": events}), compresslevel=5)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU time of a process, or of one of its threads (the event loop's thread id is the pid)."""
+    path = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
 
@@ -136,9 +138,9 @@ async def run_load(url: str, key: str, bodies: list[bytes], clients: int, second
 
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as session:
-        cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
+        cpu_before, loop_before, wall_before = cpu_seconds(pid), cpu_seconds(pid, pid), time.monotonic()
         await asyncio.gather(*(one_client(session, i * interval / clients) for i in range(clients)))
-        cpu_after, wall_after = cpu_seconds(pid), time.monotonic()
+        cpu_after, loop_after, wall_after = cpu_seconds(pid), cpu_seconds(pid, pid), time.monotonic()
     elapsed = wall_after - wall_before
     latencies.sort()
     return {
@@ -146,6 +148,7 @@ async def run_load(url: str, key: str, bodies: list[bytes], clients: int, second
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
         "gateway_cpu": (cpu_after - cpu_before) / elapsed,
+        "loop_cpu": (loop_after - loop_before) / elapsed,
         "requests": len(latencies),
         "errors": errors,
     }
@@ -165,7 +168,8 @@ async def start_gateway(bootstrap: str, redis_url: str, data_dir: Path, validato
 
 def report(name: str, figures: dict) -> None:
     print(f"  {name:<34} {figures['events_per_s']:>9,.0f} events/s   p50 {figures['p50_ms']:6.1f} ms   "
-          f"p99 {figures['p99_ms']:6.1f} ms   gateway CPU {figures['gateway_cpu'] * 100:5.1f} %   "
+          f"p99 {figures['p99_ms']:6.1f} ms   gateway CPU {figures['gateway_cpu'] * 100:5.1f} % "
+          f"(event loop {figures['loop_cpu'] * 100:3.0f} %)   "
           f"({figures['requests']} requests, {figures['errors']} errors)")
 
 
