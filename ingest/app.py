@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import redis.asyncio as aioredis
@@ -22,7 +21,7 @@ from ingest.consent import ConsentStore, reload_consent
 from ingest.cors import cors_middleware
 from ingest.dedup import Deduplicator
 from ingest.intake import Intake
-from ingest.keys import CONSENT, INFLATER, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, REDIS, SETTINGS, STORE
+from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, REDIS, SETTINGS, STORE
 from ingest.privacy import PrivacyFilter, load_or_create_secret
 from ingest.publish import EventPublisher
 from ingest.ratelimit import RateLimiter
@@ -56,14 +55,6 @@ async def write_keys(app: web.Application) -> AsyncIterator[None]:
     refresher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await refresher
-
-
-async def inflater(app: web.Application) -> AsyncIterator[None]:
-    """One thread that inflates large compressed bodies off the event loop (see ingest.body)."""
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inflate")
-    app[INFLATER] = executor
-    yield
-    executor.shutdown(wait=True)
 
 
 async def kafka_publisher(app: web.Application) -> AsyncIterator[None]:
@@ -123,7 +114,6 @@ def create_app(
     else:
         app.cleanup_ctx.append(clickhouse)
     app.cleanup_ctx.append(write_keys)
-    app.cleanup_ctx.append(inflater)
     app.cleanup_ctx.append(kafka_publisher)
     app.cleanup_ctx.append(redis_and_intake)
 

@@ -20,7 +20,7 @@ from ingest import body, domain_events
 from ingest.consent import ConsentRecord
 from ingest.intake import Caller
 from ingest.privacy import truncate_ip
-from ingest.keys import CONSENT, INFLATER, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, SETTINGS
+from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, SETTINGS
 from ingest.publish import KafkaMessage
 from ingest.taxonomy import event_types, lookup
 from ingest.timestamps import iso_ms
@@ -92,17 +92,17 @@ async def _ingest(request: web.Request, key: WriteKey, events: list[Any]) -> web
 
 async def post_batch(request: web.Request) -> web.Response:
     key = request.app[KEYRING].authenticate(request)
-    return await _ingest(request, key, body.batch_events(await body.read_json(request, request.app[INFLATER])))
+    return await _ingest(request, key, body.batch_events(await body.read_json(request)))
 
 
 async def post_event(request: web.Request) -> web.Response:
     key = request.app[KEYRING].authenticate(request)
-    return await _ingest(request, key, body.single_event(await body.read_json(request, request.app[INFLATER])))
+    return await _ingest(request, key, body.single_event(await body.read_json(request)))
 
 
 async def post_domain_events(request: web.Request) -> web.Response:
     key = request.app[KEYRING].authenticate(request)
-    payload = await body.read_json(request, request.app[INFLATER])
+    payload = await body.read_json(request)
     events = body.batch_events(payload) if not isinstance(payload, dict) or "batch" in payload else [payload]
     await _within_rate_limit(request, key, len(events))
     outcome = domain_events.decide(events, key)
@@ -124,7 +124,7 @@ def _consent_message(record: ConsentRecord) -> KafkaMessage:
 
 async def put_consent(request: web.Request) -> web.Response:
     key = request.app[KEYRING].authenticate(request)
-    payload = await body.read_json(request, request.app[INFLATER])
+    payload = await body.read_json(request)
     await _within_rate_limit(request, key, 1)
     violations = _consent_check().violations(payload)
     if violations:

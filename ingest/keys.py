@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -23,4 +21,3 @@ KEYRING = web.AppKey("keyring", KeyRing)
 CONSENT = web.AppKey("consent", ConsentStore)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 INTAKE = web.AppKey("intake", Intake)
-INFLATER = web.AppKey("inflater", ThreadPoolExecutor)
