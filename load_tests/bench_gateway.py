@@ -98,6 +98,19 @@ def make_body(r: random.Random, now: datetime) -> bytes:
     return gzip.compress(orjson.dumps({"batch": events}), compresslevel=5)
 
 
+def host_speed(r: random.Random) -> float:
+    """CPU µs to gunzip and parse one benchmark event: this shared host's speed moves by
+    tens of percent within an hour, so each run prints it next to its throughput."""
+    bodies = [make_body(r, datetime.now(UTC)) for _ in range(50)]
+    best = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        for body in bodies:
+            orjson.loads(gzip.decompress(body))
+        best = min(best, time.process_time() - started)
+    return best / (len(bodies) * BATCH_EVENTS) * 1e6
+
+
 def cpu_seconds(pid: int, thread: int | None = None) -> float:
     """CPU time of a process, or of one of its threads (the event loop's thread id is the pid)."""
     path = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
@@ -202,6 +215,8 @@ async def main() -> None:
         async with bench_services(Path(tmp)) as services:
             print(f"gateway benchmark: {BATCH_EVENTS}-event gzip batches, {args.clients} clients, {args.seconds:.0f}s per phase, "
                   f"{os.cpu_count()} cores shared by client, gateway, broker and Redis")
+            print(f"  host speed: {host_speed(random.Random(1)):.2f} µs of CPU to gunzip + parse one event "
+                  f"(lower is faster; the same code's events/s moves with it)")
             fast_full, fast_half = await measure("compiled", services.bootstrap, services.redis_url, args, r)
             slow_full, slow_half = await measure("jsonschema", services.bootstrap, services.redis_url, args, r)
             print(f"  ratio compiled/jsonschema: throughput x{fast_full['events_per_s'] / slow_full['events_per_s']:.2f}, "

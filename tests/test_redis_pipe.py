@@ -66,9 +66,12 @@ async def test_unreachable_redis_is_a_redis_error() -> None:
         await client.execute("PING")
 
 
-async def test_a_silent_server_times_out() -> None:
+async def test_a_silent_server_times_out_and_is_hung_up_on() -> None:
+    hung_up = asyncio.Event()
+
     async def accept_and_say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # until the client gives up and closes
+        await reader.read()  # returns when the client closes the connection
+        hung_up.set()
         writer.close()
 
     server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
@@ -77,6 +80,7 @@ async def test_a_silent_server_times_out() -> None:
     try:
         with pytest.raises(RedisTimeoutError):
             await client.execute("PING")
+        await asyncio.wait_for(hung_up.wait(), 5.0)
     finally:
         await client.aclose()
         server.close()
