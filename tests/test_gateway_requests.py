@@ -29,6 +29,13 @@ from tests.support import Client, Gateway, eventually, start_gateway
         (b"[{}]", {"Content-Type": "application/xml"}, 400, "Content-Type"),
         (b"[{}]", {"Content-Type": "application/json", "Content-Encoding": "br"}, 400, "Content-Encoding"),
         (b"not gzip", {"Content-Type": "application/json", "Content-Encoding": "gzip"}, 400, "gzip"),
+        (b"not deflate", {"Content-Type": "application/json", "Content-Encoding": "deflate"}, 400, "deflate"),
+        (
+            gzip.compress(b'{"batch": [{}]}')[:-12],
+            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+            400,
+            "truncated",
+        ),
     ],
 )
 async def test_malformed_requests_get_400_with_reason(
@@ -66,10 +73,19 @@ async def test_event_over_32_kib_is_rejected_alone(client: Client) -> None:
     assert body["results"][0]["errors"][0]["rule"] == "maxSize"
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
-async def test_compressed_bodies_are_accepted(client: Client, encoding: str) -> None:
+def _raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [("gzip", gzip.compress), ("deflate", zlib.compress), ("deflate", _raw_deflate)],
+    ids=["gzip", "deflate", "raw-deflate"],
+)
+async def test_compressed_bodies_are_accepted(client: Client, encoding: str, compress) -> None:  # type: ignore[no-untyped-def]
     raw = orjson.dumps({"batch": [client.event(), client.event()]})
-    data = gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
+    data = compress(raw)
     status, body = await client.post(
         "/v1/batch", data=data, headers={"Content-Type": "application/json", "Content-Encoding": encoding}
     )
