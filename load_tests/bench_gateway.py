@@ -10,18 +10,17 @@ uses the local Redis (or starts valkey), then:
 Bodies are generated and gzipped before the clock starts, so the figures
 are the gateway's, not the client's (the client still shares the 2 cores).
 
-Measured 2026-11-22 on the 2-core dev machine, three runs of the defaults
-after the librdkafka producer, the leaner intake and rate-limit leases:
-full load 38,793 / 34,171 / 29,619 events/s with the gateway at ~100 %
-of a core; half load p99 22.1 / 14.9 / 18.6 ms; x7.6-x10.1 the throughput
-of the pure-Python jsonschema gateway. (The session began at 22,500-31,000
-events/s with the same benchmark.) The 50,000 events/s target is not met:
-the event-loop thread spends ~25 us an event, of which parsing (gunzip +
-orjson) is a quarter, the compiled schema check and the serialisation of
-the stored form 2-5 us each on freshly parsed objects, and the intake's
-per-event Python most of the rest. The same code moves by +-20 % between
-runs on this host; count_gateway_instructions.py gives a figure that does
-not (109.2k instructions/event, from 155k).
+Measured 2026-11-22 (evening) on the 2-core dev machine, three runs of
+the defaults after the pipelined Redis connection and ISA-L inflate:
+full load 32,233 / 48,177 / 35,158 events/s with the gateway at ~99 % and
+its event-loop thread at 93-94 %; half load p99 19.0 / 68.1 / 16.8 ms
+(one spike); x7.95-x11.2 the throughput of the pure-Python jsonschema
+gateway. Earlier the same day: 29,619-38,793. The 50,000 events/s target
+is not met. This host's speed drifts: the same orjson parse loop took
+0.51 s and 0.80 s an hour apart, and the same code gave 28,000 and 48,000
+events/s, so compare code by count_gateway_instructions.py (99.3k
+instructions an event on the loop thread, from 109.2k this morning and
+155k the day before), not by one run of this.
 """
 
 from __future__ import annotations
@@ -96,19 +95,6 @@ def make_body(r: random.Random, now: datetime) -> bytes:
             "privacy_level": "standard",
         })
     return gzip.compress(orjson.dumps({"batch": events}), compresslevel=5)
-
-
-def host_speed(r: random.Random) -> float:
-    """CPU µs to gunzip and parse one benchmark event: this shared host's speed moves by
-    tens of percent within an hour, so each run prints it next to its throughput."""
-    bodies = [make_body(r, datetime.now(UTC)) for _ in range(50)]
-    best = float("inf")
-    for _ in range(5):
-        started = time.process_time()
-        for body in bodies:
-            orjson.loads(gzip.decompress(body))
-        best = min(best, time.process_time() - started)
-    return best / (len(bodies) * BATCH_EVENTS) * 1e6
 
 
 def cpu_seconds(pid: int, thread: int | None = None) -> float:
@@ -215,8 +201,6 @@ async def main() -> None:
         async with bench_services(Path(tmp)) as services:
             print(f"gateway benchmark: {BATCH_EVENTS}-event gzip batches, {args.clients} clients, {args.seconds:.0f}s per phase, "
                   f"{os.cpu_count()} cores shared by client, gateway, broker and Redis")
-            print(f"  host speed: {host_speed(random.Random(1)):.2f} µs of CPU to gunzip + parse one event "
-                  f"(lower is faster; the same code's events/s moves with it)")
             fast_full, fast_half = await measure("compiled", services.bootstrap, services.redis_url, args, r)
             slow_full, slow_half = await measure("jsonschema", services.bootstrap, services.redis_url, args, r)
             print(f"  ratio compiled/jsonschema: throughput x{fast_full['events_per_s'] / slow_full['events_per_s']:.2f}, "
