@@ -43,7 +43,8 @@ class _Replies(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
-        assert self.transport is not None
+        if self.transport is None:
+            raise RedisConnectionError("the connection to Redis was lost")
         waiter = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
         self.transport.write(packed)
