@@ -34,6 +34,7 @@ from lms_events.errors import ConfigError
 from lms_events.settings import DEFAULT_REDIS_URL, Settings
 
 REDIS_TIMEOUT_S = 2.0
+PER_REQUEST_CONNECTION_NAME = "lms-events-gateway"
 
 # Each resource reads its configuration from app[SETTINGS]: nothing is captured at import.
 
@@ -72,7 +73,7 @@ async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
     url = settings.redis_url or DEFAULT_REDIS_URL
     client = aioredis.from_url(url, socket_timeout=REDIS_TIMEOUT_S)
     # The per-request commands (consent lookups, dedup claims) share one pipelined connection.
-    per_request = PipelinedRedis.from_url(url, timeout_s=REDIS_TIMEOUT_S)
+    per_request = PipelinedRedis.from_url(url, timeout_s=REDIS_TIMEOUT_S, name=PER_REQUEST_CONNECTION_NAME)
     app[REDIS] = client
     app[CONSENT] = ConsentStore(per_request)
     await reload_consent(app[STORE], app[CONSENT])

@@ -78,15 +78,16 @@ class LuaScript:
 
 
 class PipelinedRedis:
-    def __init__(self, options: dict[str, Any], *, timeout_s: float) -> None:
+    def __init__(self, options: dict[str, Any], *, timeout_s: float, name: str = "") -> None:
         self._options = options
         self._timeout_s = timeout_s
+        self._name = name  # shown by CLIENT LIST
         self._replies: _Replies | None = None
         self._connecting = asyncio.Lock()
 
     @classmethod
-    def from_url(cls, url: str, *, timeout_s: float) -> PipelinedRedis:
-        return cls(parse_url(url), timeout_s=timeout_s)
+    def from_url(cls, url: str, *, timeout_s: float, name: str = "") -> PipelinedRedis:
+        return cls(parse_url(url), timeout_s=timeout_s, name=name)
 
     async def _connection(self) -> _Replies:
         if self._replies is not None and self._replies.transport is not None:
@@ -114,6 +115,8 @@ class PipelinedRedis:
                     greeting.append(replies.send(hiredis.pack_command(("AUTH", *credentials, options["password"]))))
                 if options.get("db"):
                     greeting.append(replies.send(hiredis.pack_command(("SELECT", options["db"]))))
+                if self._name:
+                    greeting.append(replies.send(hiredis.pack_command(("CLIENT", "SETNAME", self._name))))
                 for reply in greeting:
                     await reply
         except (OSError, TimeoutError) as exc:

@@ -176,6 +176,34 @@ async def test_dedup_survives_the_local_cache(client: Client, gateway: Gateway, 
         await redis.aclose()
 
 
+async def test_the_gateway_reconnects_when_redis_drops_its_connection(client: Client, redis_url: str) -> None:
+    """Events keep being accepted, and claimed in Redis again, after Redis closed the gateway's connection."""
+    from ingest.app import PER_REQUEST_CONNECTION_NAME
+    from ingest.dedup import dedup_key
+    import redis.asyncio as aioredis
+
+    redis = aioredis.from_url(redis_url)
+    try:
+        status, body = await client.post_batch([client.event()])
+        assert body["totals"]["accepted"] == 1
+        gateway_connections = [c for c in await redis.client_list() if c["name"] == PER_REQUEST_CONNECTION_NAME]
+        assert gateway_connections, "the gateway names its per-request connection"
+        for connection in gateway_connections:
+            await redis.client_kill_filter(_id=connection["id"])
+
+        async def post_and_check_claim() -> tuple[dict[str, Any], int]:
+            event = client.event()
+            status, body = await client.post_batch([event])
+            assert status == 200
+            return body, await redis.exists(dedup_key(client.organization_id, event["event_id"]))
+
+        # The first request after the drop may fall back to the local cache; then Redis has the claims again.
+        body, claimed_in_redis = await eventually(post_and_check_claim, lambda result: result[1] == 1)
+        assert body["totals"]["accepted"] == 1
+    finally:
+        await redis.aclose()
+
+
 # --- sampling ------------------------------------------------------------------------------
 
 
