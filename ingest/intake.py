@@ -100,6 +100,14 @@ class _Tally:
         return totals
 
 
+def _user_ids(events: list[Any]) -> set[str]:
+    return {
+        event["user_id"]
+        for event in events
+        if isinstance(event, dict) and isinstance(event.get("user_id"), str) and event["user_id"]
+    }
+
+
 def _event_id(event: Any) -> str | None:
     if isinstance(event, dict) and isinstance(event.get("event_id"), str):
         return event["event_id"]
@@ -135,45 +143,42 @@ class Intake:
         tally = _Tally(len(events))
         record = tally.record
         rejected: list[dict[str, Any]] = []
-        # (index, event, its type) of the valid events that survived sampling
-        candidates: list[tuple[int, dict[str, Any], ValidEvent]] = []
-
-        for index, event in enumerate(events):
-            checked = check(event, window)
-            if not isinstance(checked, ValidEvent):
-                record(index, _event_id(event), Status.REJECTED, UNKNOWN_TYPE, checked)
-                rejected.append(_rejected_record(index, event, checked, received, organization_id))
-                continue
-            claimed_organization = event.get("organization_id")
-            if claimed_organization and claimed_organization != organization_id:
-                record(index, event["event_id"], Status.REJECTED, UNKNOWN_TYPE, [_OTHER_ORGANIZATION])
-                rejected.append(_rejected_record(index, event, [_OTHER_ORGANIZATION], received, organization_id))
-            elif keep(checked.event_type, event["event_id"]):
-                candidates.append((index, event, checked))
-            else:
-                record(index, event["event_id"], Status.SAMPLED_OUT, checked.event_type.name)
-
-        consents = await self._consent.for_users(
-            organization_id, {event["user_id"] for _, event, _ in candidates if event.get("user_id")}
-        )
+        # Looked up before validation, so that each event is decided in one pass;
+        # the users of the few invalid events are looked up for nothing.
+        consents = await self._consent.for_users(organization_id, _user_ids(events))
         # The size limit is on what would be stored, so it is measured on the
         # stored form, serialised once for both the check and the Kafka message.
         fitting: list[tuple[int, str, str, bytes, bytes]] = []  # index, event_id, type, partition key, stored JSON
-        for index, event, valid in candidates:
+
+        for index, event in enumerate(events):
+            valid = check(event, window)
+            if not isinstance(valid, ValidEvent):
+                record(index, _event_id(event), Status.REJECTED, UNKNOWN_TYPE, valid)
+                rejected.append(_rejected_record(index, event, valid, received, organization_id))
+                continue
             event_id = event["event_id"]
+            claimed_organization = event.get("organization_id")
+            if claimed_organization and claimed_organization != organization_id:
+                record(index, event_id, Status.REJECTED, UNKNOWN_TYPE, [_OTHER_ORGANIZATION])
+                rejected.append(_rejected_record(index, event, [_OTHER_ORGANIZATION], received, organization_id))
+                continue
+            event_type = valid.event_type
+            if not keep(event_type, event_id):
+                record(index, event_id, Status.SAMPLED_OUT, event_type.name)
+                continue
             consent = consents.get(event.get("user_id") or "")
-            if consent is not None and not consent.allows(valid.event_type.category):
-                record(index, event_id, Status.NO_CONSENT, valid.event_type.name)
+            if consent is not None and not consent.allows(event_type.category):
+                record(index, event_id, Status.NO_CONSENT, event_type.name)
                 continue
             stored = orjson.dumps(self._normalize(event, valid, consent, caller, received))
             if len(stored) > body.MAX_EVENT_BYTES:
                 too_large = [
                     Violation("(event)", "maxSize", f"event is {len(stored)} bytes; the limit is {body.MAX_EVENT_BYTES}")
                 ]
-                record(index, event_id, Status.REJECTED, valid.event_type.name, too_large)
+                record(index, event_id, Status.REJECTED, event_type.name, too_large)
                 rejected.append(_rejected_record(index, event, too_large, received, organization_id))
-            else:
-                fitting.append((index, event_id, valid.event_type.name, batching.partition_key(event), stored))
+                continue
+            fitting.append((index, event_id, event_type.name, batching.partition_key(event), stored))
 
         firsts = await self._dedup.claim(organization_id, [event_id for _, event_id, _, _, _ in fitting])
         accepted: dict[bytes, list[bytes]] = {}
