@@ -10,17 +10,16 @@ uses the local Redis (or starts valkey), then:
 Bodies are generated and gzipped before the clock starts, so the figures
 are the gateway's, not the client's (the client still shares the 2 cores).
 
-Measured 2026-11-22 (evening) on the 2-core dev machine, three runs of
-the defaults after the pipelined Redis connection and ISA-L inflate:
-full load 32,233 / 48,177 / 35,158 events/s with the gateway at ~99 % and
-its event-loop thread at 93-94 %; half load p99 19.0 / 68.1 / 16.8 ms
-(one spike); x7.95-x11.2 the throughput of the pure-Python jsonschema
-gateway. Earlier the same day: 29,619-38,793. The 50,000 events/s target
-is not met. This host's speed drifts: the same orjson parse loop took
-0.51 s and 0.80 s an hour apart, and the same code gave 28,000 and 48,000
-events/s, so compare code by count_gateway_instructions.py (99.3k
-instructions an event on the loop thread, from 109.2k this morning and
-155k the day before), not by one run of this.
+Measured 2026-11-22 (evening) on the 2-core dev machine with the final
+code of the day (98.2k loop-thread instructions an event), three runs of
+the defaults: full load 40,676 / 40,518 / 45,875 events/s with the gateway
+at ~100 % and its event-loop thread at 93-95 %; half load p99 15.7 / 13.8
+/ 46.9 ms (one run with a stall); x8.3-x11.2 the throughput of the
+pure-Python jsonschema gateway. Earlier that evening, at 99.3k
+instructions: 32,233 / 48,177 / 35,158. That morning: 29,619-38,793. The
+50,000 events/s target is not met. This host's speed drifts: the same
+orjson parse loop took 0.51 s and 0.80 s an hour apart, so compare code
+by count_gateway_instructions.py, not by one run of this.
 """
 
 from __future__ import annotations
