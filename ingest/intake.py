@@ -18,8 +18,10 @@ disappears without a trace.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -74,14 +76,14 @@ class Caller:
 
 
 class _Tally:
-    """The response's per-event results and the per-(type, status) counts, kept together
-    so that no event gets a status without being counted."""
+    """The response's per-event results and each event's type, kept together so that
+    no event gets a status without being counted; the counts are made once, at the end."""
 
-    __slots__ = ("results", "counts")
+    __slots__ = ("results", "types")
 
     def __init__(self, events: int) -> None:
         self.results: list[dict[str, Any] | None] = [None] * events
-        self.counts: dict[tuple[str, str], int] = {}
+        self.types: list[str] = [UNKNOWN_TYPE] * events
 
     def record(
         self, index: int, event_id: str | None, status: str, event_type: str, errors: list[Violation] | None = None
@@ -90,12 +92,16 @@ class _Tally:
         if errors:
             result["errors"] = [e.as_json() for e in errors]
         self.results[index] = result
-        key = (event_type, status)
-        self.counts[key] = self.counts.get(key, 0) + 1
+        self.types[index] = event_type
 
-    def totals(self) -> dict[str, int]:
+    def counts(self) -> Counter[tuple[str, str]]:
+        """Events per (event type, status)."""
+        return Counter(zip(self.types, map(itemgetter("status"), self.results), strict=True))  # type: ignore[arg-type]
+
+    @staticmethod
+    def totals(counts: Counter[tuple[str, str]]) -> dict[str, int]:
         totals = dict.fromkeys(Status.ALL, 0)
-        for (_, status), count in self.counts.items():
+        for (_, status), count in counts.items():
             totals[status] += count
         return totals
 
@@ -139,7 +145,7 @@ class Intake:
         organization_id = caller.key.organization_id
         received = iso_ms(received_at)
         window = self._validator.window(received_at)
-        check, keep = self._validator.check, self._sampler.keep
+        check, keep, always_kept = self._validator.check, self._sampler.keep, self._sampler.always_kept
         tally = _Tally(len(events))
         record = tally.record
         rejected: list[dict[str, Any]] = []
@@ -163,7 +169,7 @@ class Intake:
                 rejected.append(_rejected_record(index, event, [_OTHER_ORGANIZATION], received, organization_id))
                 continue
             event_type = valid.event_type
-            if not keep(event_type, event_id):
+            if event_type.sampling not in always_kept and not keep(event_type, event_id):
                 record(index, event_id, Status.SAMPLED_OUT, event_type.name)
                 continue
             consent = consents.get(event.get("user_id") or "")
@@ -191,12 +197,13 @@ class Intake:
             else:
                 record(index, event_id, Status.DUPLICATE, type_name)
 
+        counts = tally.counts()
         messages = (
             batching.accepted_messages(accepted)
             + batching.rejected_message(rejected)
-            + batching.outcome_message(tally.counts, caller.request_id, caller.key, received)
+            + batching.outcome_message(counts, caller.request_id, caller.key, received)
         )
-        return IntakeOutcome(tally.results, tally.totals(), messages, organization_id, claimed)  # type: ignore[arg-type]
+        return IntakeOutcome(tally.results, tally.totals(counts), messages, organization_id, claimed)  # type: ignore[arg-type]
 
     async def release(self, outcome: IntakeOutcome) -> None:
         """Kafka refused the outcome's messages: its accepted events were not stored."""
