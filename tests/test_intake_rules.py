@@ -331,6 +331,28 @@ async def test_consent_per_category(client: Client, store: ClickHouseStore) -> N
     )
 
 
+async def test_an_event_refused_for_consent_or_size_stays_unclaimed(client: Client) -> None:
+    """Its retry is judged afresh, not called a duplicate of an event that was never stored."""
+    consent_url = f"{client.gateway.url}/v1/consent/usr_later"
+    async with client.gateway.session.put(
+        consent_url, json={"categories": {"user_interaction": False}}, headers=client.headers
+    ) as response:
+        assert response.status == 200
+    login = client.event(event_type="user_login", user_id="usr_later", properties={"login_method": "sso"})
+    too_large = client.event()
+    too_large["properties"]["pad"] = "x" * 33_000
+    status, body = await client.post_batch([login, too_large])
+    assert [r["status"] for r in body["results"]] == ["no_consent", "rejected"]
+
+    async with client.gateway.session.put(
+        consent_url, json={"categories": {"user_interaction": True}}, headers=client.headers
+    ) as response:
+        assert response.status == 200
+    del too_large["properties"]["pad"]
+    status, body = await client.post_batch([login, too_large])
+    assert [r["status"] for r in body["results"]] == ["accepted", "accepted"]
+
+
 async def test_bad_consent_body_is_400_naming_the_field(client: Client) -> None:
     async with client.gateway.session.put(
         f"{client.gateway.url}/v1/consent/u1", json={"categories": {"gaming": True}}, headers=client.headers
