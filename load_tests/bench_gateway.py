@@ -10,16 +10,19 @@ uses the local Redis (or starts valkey), then:
 Bodies are generated and gzipped before the clock starts, so the figures
 are the gateway's, not the client's (the client still shares the 2 cores).
 
-Measured 2026-11-22 (evening) on the 2-core dev machine with the final
-code of the day (98.2k loop-thread instructions an event), three runs of
-the defaults: full load 40,676 / 40,518 / 45,875 events/s with the gateway
-at ~100 % and its event-loop thread at 93-95 %; half load p99 15.7 / 13.8
-/ 46.9 ms (one run with a stall); x8.3-x11.2 the throughput of the
-pure-Python jsonschema gateway. Earlier that evening, at 99.3k
-instructions: 32,233 / 48,177 / 35,158. That morning: 29,619-38,793. The
-50,000 events/s target is not met. This host's speed drifts: the same
-orjson parse loop took 0.51 s and 0.80 s an hour apart, so compare code
-by count_gateway_instructions.py, not by one run of this.
+Measured 2026-11-22 (evening) on the 2-core dev machine, three runs of
+the defaults each time, the gateway at ~100 % and its event-loop thread
+at 93-95 % in every full-load run:
+  final code (94.7k loop-thread instructions an event): 36,355 / 35,326 /
+  36,503 events/s; half-load p99 17.9 / 16.0 / 21.3 ms; x8.4-x9.6 the
+  pure-Python jsonschema gateway
+  at 98.2k instructions, half an hour earlier: 40,676 / 40,518 / 45,875;
+  half-load p99 15.7 / 13.8 / 46.9 ms
+  that morning (109k): 29,619-38,793
+The 50,000 events/s target is not met. This host's speed drifts (the same
+orjson parse loop took 0.51 s and 0.80 s an hour apart), which is why the
+fewer-instructions code measured slower here: compare code by
+count_gateway_instructions.py, not by one run of this.
 """
 
 from __future__ import annotations

@@ -25,7 +25,14 @@ on the loop (the worker thread saved the loop instructions but not wall
 time: the loop idled waiting for the hand-back); 99,300 with ISA-L
 inflating (callgrind counts 700 fewer instructions; timed, a batch's
 inflate takes 24 instead of 56 us of CPU); 98,200 with each event decided
-in one pass (consent looked up before validation).
+in one pass (consent looked up before validation); 94,700 with the
+per-(type, status) counts made in C once per batch, the dedup cache keyed
+by bare event id, no hash for event types that are never sampled, and
+valid events built without NamedTuple's Python constructor. Of those
+94,700 (measured by replacing one part at a time): parse + schema check +
+serialisation + response + produce alone ~57,500; the stored form's extra
+fields ~9,000 (dict inserts and the longer JSON, not the privacy logic:
+~1,300); the dedup claim ~3,900, of which its Redis round trip ~400.
 """
 
 from __future__ import annotations
