@@ -204,6 +204,24 @@ async def test_the_gateway_reconnects_when_redis_drops_its_connection(client: Cl
         await redis.aclose()
 
 
+async def test_dedup_claims_by_batch_cache_redis_and_organization(redis_url: str) -> None:
+    from ingest.dedup import Deduplicator
+    from ingest.redis_pipe import PipelinedRedis
+
+    redis = PipelinedRedis.from_url(redis_url, timeout_s=2.0)
+    first_org, second_org = f"org-{uuid.uuid4().hex}", f"org-{uuid.uuid4().hex}"
+    x, y, z = (str(uuid.uuid4()) for _ in range(3))
+    try:
+        dedup = Deduplicator(redis, window_s=60, local_entries=100)
+        assert await dedup.claim(first_org, [x, y, x]) == [True, True, False], "a repeat in the batch is a duplicate"
+        assert await dedup.claim(first_org, [x]) == [False], "answered by the local cache"
+        assert await dedup.claim(second_org, [x, x]) == [True, False], "another organization's id is its own"
+        other_process = Deduplicator(redis, window_s=60, local_entries=100)
+        assert await other_process.claim(first_org, [y, z, z]) == [False, True, False], "Redis is the shared truth"
+    finally:
+        await redis.aclose()
+
+
 # --- sampling ------------------------------------------------------------------------------
 
 
