@@ -13,7 +13,7 @@ are the gateway's, not the client's (the client still shares the 2 cores).
 Measured 2026-11-22 (evening) on the 2-core dev machine, three runs of
 the defaults each time, the gateway at ~100 % and its event-loop thread
 at 93-95 % in every full-load run:
-  final code (94.7k loop-thread instructions an event): 36,355 / 35,326 /
+  final code (~95k loop-thread instructions an event): 36,355 / 35,326 /
   36,503 events/s; half-load p99 17.9 / 16.0 / 21.3 ms; x8.4-x9.6 the
   pure-Python jsonschema gateway
   at 98.2k instructions, half an hour earlier: 40,676 / 40,518 / 45,875;

@@ -9,7 +9,8 @@ limit, intake with its Redis calls, Kafka publish, response) under
 callgrind, twice: once over FEW batches and once over MANY. Everything
 else (imports, start-up, warm-up) is the same in both runs, so the
 difference divided by the extra events is the loop thread's instructions
-per event. Repeat runs agree within 0.5 %. The HTTP server itself is not
+per event. Repeat runs of the same code agree within ~0.7 %, so a smaller
+change cannot be told from noise. The HTTP server itself is not
 in the count; see bench_gateway.py for the wall-clock figures.
 
 Measured on the dev machine (realistic 100-event batches of the gateway
@@ -28,8 +29,8 @@ inflate takes 24 instead of 56 us of CPU); 98,200 with each event decided
 in one pass (consent looked up before validation); 94,700 with the
 per-(type, status) counts made in C once per batch, the dedup cache keyed
 by bare event id, no hash for event types that are never sampled, and
-valid events built without NamedTuple's Python constructor. Of those
-94,700 (measured by replacing one part at a time): parse + schema check +
+valid events built without NamedTuple's Python constructor (95,350 on a
+second run of the same code). Of those 94,700 (measured by replacing one part at a time): parse + schema check +
 serialisation + response + produce alone ~57,500; the stored form's extra
 fields ~9,000 (dict inserts and the longer JSON, not the privacy logic:
 ~1,300); the dedup claim ~3,900; the whole consent lookup, Redis round
