@@ -102,17 +102,16 @@ class ConsentStore:
         return found
 
     async def put(self, record: ConsentRecord) -> None:
-        await self._redis.execute("SET", consent_key(record.organization_id, record.user_id), record.to_json())
-        self._local[consent_key(record.organization_id, record.user_id)] = record
+        key = consent_key(record.organization_id, record.user_id)
+        await self._redis.execute("SET", key, record.to_json())
+        self._local[key] = record
 
     async def put_many(self, records: list[ConsentRecord]) -> None:
         if not records:
             return
-        await self._redis.execute(
-            "MSET", *(part for r in records for part in (consent_key(r.organization_id, r.user_id), r.to_json()))
-        )
-        for record in records:
-            self._local[consent_key(record.organization_id, record.user_id)] = record
+        keyed = {consent_key(r.organization_id, r.user_id): r for r in records}
+        await self._redis.execute("MSET", *(part for key, r in keyed.items() for part in (key, r.to_json())))
+        self._local.update(keyed)
 
 
 RELOAD_PAGE = 10_000

@@ -145,7 +145,7 @@ class Intake:
         organization_id = caller.key.organization_id
         received = iso_ms(received_at)
         window = self._validator.window(received_at)
-        check, keep, always_kept = self._validator.check, self._sampler.keep, self._sampler.always_kept
+        check, keep = self._validator.check, self._sampler.keep
         tally = _Tally(len(events))
         record = tally.record
         rejected: list[dict[str, Any]] = []
@@ -169,7 +169,7 @@ class Intake:
                 rejected.append(_rejected_record(index, event, [_OTHER_ORGANIZATION], received, organization_id))
                 continue
             event_type = valid.event_type
-            if event_type.sampling not in always_kept and not keep(event_type, event_id):
+            if not keep(event_type, event_id):
                 record(index, event_id, Status.SAMPLED_OUT, event_type.name)
                 continue
             consent = consents.get(event.get("user_id") or "")

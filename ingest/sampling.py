@@ -30,8 +30,6 @@ class Sampler:
             "high_volume": high_volume,
             "debug": 1.0 if collect_debug else 0.0,
         }
-        # Sampling classes kept whole: most events are in one, and need no hash.
-        self.always_kept = frozenset(name for name, rate in self.rates.items() if rate >= 1.0)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Sampler:

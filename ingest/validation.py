@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, NamedTuple
 
 import jsonschema
@@ -90,11 +89,6 @@ class ValidEvent(NamedTuple):
     timestamp: str  # canonical: see ingest.timestamps
 
 
-# NamedTuple's own constructor is a Python function; this is the same tuple made in C,
-# once per valid event.
-_valid_event = partial(tuple.__new__, ValidEvent)
-
-
 @dataclass(frozen=True, slots=True)
 class TimeWindow:
     """One request's bounds for event timestamps, also spelled canonically so
@@ -142,7 +136,7 @@ class EventValidator:
         timestamp = event["timestamp"]
         # Nearly every event: a canonical timestamp, not in the future; two string comparisons.
         if timestamps.is_canonical(timestamp) and timestamp <= window.latest:
-            return _valid_event((event_type, timestamp < window.late_before, timestamp))
+            return ValidEvent(event_type, timestamp < window.late_before, timestamp)
         return self._check_time(timestamp, event_type, window)
 
     def _alias(self, raw_type: str) -> tuple[EventType, jsonschema_rs.Validator] | None:
