@@ -11,7 +11,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from ingest import handlers, health
@@ -34,7 +33,7 @@ from lms_events.errors import ConfigError
 from lms_events.settings import DEFAULT_REDIS_URL, Settings
 
 REDIS_TIMEOUT_S = 2.0
-PER_REQUEST_CONNECTION_NAME = "lms-events-gateway"
+CONNECTION_NAME = "lms-events-gateway"
 
 # Each resource reads its configuration from app[SETTINGS]: nothing is captured at import.
 
@@ -70,26 +69,27 @@ async def kafka_publisher(app: web.Application) -> AsyncIterator[None]:
 
 async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    url = settings.redis_url or DEFAULT_REDIS_URL
-    client = aioredis.from_url(url, socket_timeout=REDIS_TIMEOUT_S)
-    # The per-request commands (consent lookups, dedup claims) share one pipelined connection.
-    per_request = PipelinedRedis.from_url(url, timeout_s=REDIS_TIMEOUT_S, name=PER_REQUEST_CONNECTION_NAME)
-    app[REDIS] = client
-    app[CONSENT] = ConsentStore(per_request)
+    # Every command of the gateway (rate limits, consent, dedup, health) goes over one pipelined connection.
+    redis = PipelinedRedis.from_url(
+        settings.redis_url or DEFAULT_REDIS_URL, timeout_s=REDIS_TIMEOUT_S, name=CONNECTION_NAME
+    )
+    app[REDIS] = redis
+    app[CONSENT] = ConsentStore(redis)
     await reload_consent(app[STORE], app[CONSENT])
-    app[RATE_LIMITER] = RateLimiter(client, events_per_s=settings.rate_limit_events_per_s, burst=settings.rate_limit_burst)
+    app[RATE_LIMITER] = RateLimiter(
+        redis, events_per_s=settings.rate_limit_events_per_s, burst=settings.rate_limit_burst
+    )
     app[INTAKE] = Intake(
         validator=EventValidator(
             max_future=timedelta(seconds=settings.max_future_s), late_after=timedelta(seconds=settings.late_after_s)
         ),
         sampler=Sampler.from_settings(settings),
-        dedup=Deduplicator(per_request, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
+        dedup=Deduplicator(redis, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
         consent=app[CONSENT],
         privacy=PrivacyFilter(load_or_create_secret(settings.pii_secret, settings.data_dir)),
     )
     yield
-    await per_request.aclose()
-    await client.aclose()
+    await redis.aclose()
 
 
 def create_app(

@@ -14,7 +14,7 @@ CHECK_TIMEOUT_S = 2.0
 
 async def _redis_ok(request: web.Request) -> bool:
     try:
-        return bool(await asyncio.wait_for(request.app[REDIS].ping(), CHECK_TIMEOUT_S))
+        return await asyncio.wait_for(request.app[REDIS].execute("PING"), CHECK_TIMEOUT_S) == b"PONG"
     except Exception:  # any failure is "down" for a health probe
         return False
 

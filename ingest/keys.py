@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from ingest.auth import KeyRing
 from ingest.consent import ConsentStore
 from ingest.intake import Intake
 from ingest.publish import EventPublisher
 from ingest.ratelimit import RateLimiter
+from ingest.redis_pipe import PipelinedRedis
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 PUBLISHER = web.AppKey("publisher", EventPublisher)
-REDIS = web.AppKey("redis", Redis)
+REDIS = web.AppKey("redis", PipelinedRedis)
 STORE = web.AppKey("store", ClickHouseStore)
 KEYRING = web.AppKey("keyring", KeyRing)
 CONSENT = web.AppKey("consent", ConsentStore)

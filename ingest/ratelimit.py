@@ -18,14 +18,15 @@ import time
 from dataclasses import dataclass
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from ingest.redis_pipe import LuaScript, PipelinedRedis
 
 log = structlog.get_logger(__name__)
 
 KEY_PREFIX = "lms:ratelimit:"
 
-_TAKE_SCRIPT = """
+_TAKE_SCRIPT = LuaScript("""
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -48,7 +49,7 @@ end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {wait_ms, leased}
-"""
+""")
 
 # Seconds of a key's rate one process may take ahead of its requests.
 LEASE_S = 0.25
@@ -70,14 +71,14 @@ ALLOWED = RateDecision(True, 0)
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, *, events_per_s: float, burst: int) -> None:
+    def __init__(self, redis: PipelinedRedis, *, events_per_s: float, burst: int) -> None:
+        self._redis = redis
         self._events_per_s = events_per_s
         self._burst = burst
         # At most a quarter of the burst, so a small bucket is not held by one process.
         self._lease_size = min(int(events_per_s * LEASE_S), burst // 4)
         self._leases: dict[str, _Lease] = {}
         self._leasing: set[str] = set()
-        self._take = redis.register_script(_TAKE_SCRIPT)
 
     def _lease_of(self, key_id: str) -> _Lease:
         lease = self._leases.get(key_id)
@@ -96,11 +97,13 @@ class RateLimiter:
         # One lease request in flight per key: concurrent requests that each took
         # one would drain the shared bucket for tokens this process cannot spend.
         leasing = key_id not in self._leasing
-        self._leasing.add(key_id)
+        if leasing:
+            self._leasing.add(key_id)
         try:
-            wait_ms, leased = await self._take(
-                keys=[KEY_PREFIX + key_id],
-                args=[self._events_per_s, self._burst, events - in_hand, self._lease_size if leasing else 0],
+            wait_ms, leased = await self._redis.run(
+                _TAKE_SCRIPT,
+                [KEY_PREFIX + key_id],
+                [self._events_per_s, self._burst, events - in_hand, self._lease_size if leasing else 0],
             )
         except RedisError as exc:
             log.warning("ratelimit_redis_unavailable", error=str(exc))

@@ -1,7 +1,8 @@
-"""One pipelined Redis connection for the commands every request sends.
+"""The gateway's Redis connection: one, pipelined, shared by every request.
 
-Each batch asks Redis twice: the consent records of its users (MGET) and
-the dedup claims of its events (one script call). redis-py's asyncio
+Each batch asks Redis for the consent records of its users (MGET) and the
+dedup claims of its events (one script call), and now and then for a
+rate-limit lease (another script); /health pings it. redis-py's asyncio
 client takes a pooled connection, a lock and its reader for each command;
 a command here is one write, one future and a hiredis parse. Measured
 with uvloop against the local Redis, one command after the other (process
@@ -13,7 +14,7 @@ Redis answers a connection's commands in the order it received them, so
 one connection serves every concurrent request: replies are matched to
 the queue of waiting futures. A command that times out closes the
 connection: a peer that stopped answering gets no more commands. Errors
-are redis-py's exception classes, so callers handle both clients alike.
+are redis-py's exception classes (`RedisError` and below).
 The connection is (re)opened on demand: after Redis restarts, the next
 command reconnects.
 """
@@ -109,7 +110,7 @@ class PipelinedRedis:
                     _, replies = await loop.create_connection(
                         _Replies, options.get("host", "localhost"), options.get("port", 6379), ssl=tls
                     )
-                greeting = []
+                greeting: list[asyncio.Future[Any]] = []
                 if options.get("password"):
                     credentials = [options["username"]] if options.get("username") else []
                     greeting.append(replies.send(hiredis.pack_command(("AUTH", *credentials, options["password"]))))
@@ -117,8 +118,13 @@ class PipelinedRedis:
                     greeting.append(replies.send(hiredis.pack_command(("SELECT", options["db"]))))
                 if self._name:
                     greeting.append(replies.send(hiredis.pack_command(("CLIENT", "SETNAME", self._name))))
-                for reply in greeting:
-                    await reply
+                try:
+                    for reply in greeting:
+                        await reply
+                except BaseException:  # a refused AUTH or SELECT, or a timeout: no half-greeted connection stays
+                    if replies.transport is not None:
+                        replies.transport.abort()
+                    raise
         except (OSError, TimeoutError) as exc:
             raise RedisConnectionError(f"cannot reach Redis: {exc!r}") from exc
         return replies

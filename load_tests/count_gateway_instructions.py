@@ -69,8 +69,6 @@ WARM_UP = 5
 
 async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
     """What the gateway does for `batches` requests, without the HTTP server."""
-    from redis import asyncio as aioredis
-
     from ingest import body
     from ingest.consent import ConsentStore
     from ingest.dedup import Deduplicator
@@ -88,15 +86,14 @@ async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
     now = datetime.now(UTC)
     random_source = random.Random(7)
     bodies = [make_body(random_source, now) for _ in range(BODIES)]
-    redis = aioredis.from_url(redis_url, socket_timeout=2.0)
-    per_request = PipelinedRedis.from_url(redis_url, timeout_s=2.0)
+    redis = PipelinedRedis.from_url(redis_url, timeout_s=2.0)
     intake = Intake(
         validator=EventValidator(
             max_future=timedelta(seconds=settings.max_future_s), late_after=timedelta(seconds=settings.late_after_s)
         ),
         sampler=Sampler.from_settings(settings),
-        dedup=Deduplicator(per_request, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
-        consent=ConsentStore(per_request),
+        dedup=Deduplicator(redis, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
+        consent=ConsentStore(redis),
         privacy=PrivacyFilter(b"instruction-count"),
     )
     limiter = RateLimiter(redis, events_per_s=10_000_000, burst=10_000_000)
@@ -119,7 +116,6 @@ async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
         await one_request(compressed)
     await publisher.stop()
     await redis.aclose()
-    await per_request.aclose()
 
 
 def loop_thread_instructions(batches: int, bootstrap: str, redis_url: str, out_dir: Path) -> int:

@@ -178,7 +178,7 @@ async def test_dedup_survives_the_local_cache(client: Client, gateway: Gateway, 
 
 async def test_the_gateway_reconnects_when_redis_drops_its_connection(client: Client, redis_url: str) -> None:
     """Events keep being accepted, and claimed in Redis again, after Redis closed the gateway's connection."""
-    from ingest.app import PER_REQUEST_CONNECTION_NAME
+    from ingest.app import CONNECTION_NAME
     from ingest.dedup import dedup_key
     import redis.asyncio as aioredis
 
@@ -186,8 +186,8 @@ async def test_the_gateway_reconnects_when_redis_drops_its_connection(client: Cl
     try:
         status, body = await client.post_batch([client.event()])
         assert body["totals"]["accepted"] == 1
-        gateway_connections = [c for c in await redis.client_list() if c["name"] == PER_REQUEST_CONNECTION_NAME]
-        assert gateway_connections, "the gateway names its per-request connection"
+        gateway_connections = [c for c in await redis.client_list() if c["name"] == CONNECTION_NAME]
+        assert gateway_connections, "the gateway names its Redis connection"
         for connection in gateway_connections:
             await redis.client_kill_filter(_id=connection["id"])
 
@@ -479,21 +479,20 @@ async def test_rate_limit_gives_429_with_retry_after(settings: Any, store: Click
 async def test_rate_limit_leases_take_ahead_but_never_admit_more_than_the_bucket(redis_url: str) -> None:
     import time
 
-    from redis import asyncio as aioredis
-
     from ingest.ratelimit import KEY_PREFIX, RateLimiter
+    from ingest.redis_pipe import PipelinedRedis
 
-    redis = aioredis.from_url(redis_url)
+    redis = PipelinedRedis.from_url(redis_url, timeout_s=2.0)
     key_id = f"lease-{uuid.uuid4().hex}"
     limiter = RateLimiter(redis, events_per_s=100, burst=1000)  # leases 25 events (0.25 s of rate)
     try:
         assert (await limiter.take(key_id, 10)).allowed
         # The batch's 10 and a lease of 25 came out of the shared bucket in one call ...
-        after_first = await redis.hget(KEY_PREFIX + key_id, "tokens")
+        after_first = await redis.execute("HGET", KEY_PREFIX + key_id, "tokens")
         assert 964 <= float(after_first) <= 966
         # ... and the next two batches are served from the lease without touching it.
         assert (await limiter.take(key_id, 10)).allowed and (await limiter.take(key_id, 10)).allowed
-        assert await redis.hget(KEY_PREFIX + key_id, "tokens") == after_first
+        assert await redis.execute("HGET", KEY_PREFIX + key_id, "tokens") == after_first
 
         started, admitted = time.monotonic(), 30
         while (await limiter.take(key_id, 10)).allowed:
@@ -501,18 +500,17 @@ async def test_rate_limit_leases_take_ahead_but_never_admit_more_than_the_bucket
         refilled = 100 * (time.monotonic() - started)
         assert 1000 - 10 <= admitted <= 1000 + refilled + 10
     finally:
-        await redis.delete(KEY_PREFIX + key_id)
+        await redis.execute("DEL", KEY_PREFIX + key_id)
         await redis.aclose()
 
 
 async def test_concurrent_batches_of_one_key_take_one_lease(redis_url: str) -> None:
     import asyncio
 
-    from redis import asyncio as aioredis
-
     from ingest.ratelimit import KEY_PREFIX, RateLimiter
+    from ingest.redis_pipe import PipelinedRedis
 
-    redis = aioredis.from_url(redis_url)
+    redis = PipelinedRedis.from_url(redis_url, timeout_s=2.0)
     key_id = f"lease-{uuid.uuid4().hex}"
     # 16 x 100 events fit the 2,000 burst; 16 leases of 250 on top of them would not.
     limiter = RateLimiter(redis, events_per_s=1000, burst=2000)
@@ -520,7 +518,7 @@ async def test_concurrent_batches_of_one_key_take_one_lease(redis_url: str) -> N
         decisions = await asyncio.gather(*(limiter.take(key_id, 100) for _ in range(16)))
         assert all(d.allowed for d in decisions)
     finally:
-        await redis.delete(KEY_PREFIX + key_id)
+        await redis.execute("DEL", KEY_PREFIX + key_id)
         await redis.aclose()
 
 

@@ -60,6 +60,29 @@ async def test_a_dropped_connection_is_reopened_by_the_next_command(pipelined: P
     assert new_id is not None and new_id != own_id
 
 
+async def test_a_refused_greeting_leaves_no_connection_open(redis_url: str) -> None:
+    """The machine's Redis has no password, so AUTH is refused; the half-greeted connection is closed."""
+    import redis.asyncio as aioredis
+
+    from tests.support import eventually
+
+    name = f"test-refused-{uuid.uuid4().hex[:8]}"
+    with_password = redis_url.replace("redis://", "redis://:wrong@", 1)
+    client = PipelinedRedis.from_url(with_password, timeout_s=2.0, name=name)
+    observer = aioredis.from_url(redis_url)
+    try:
+        with pytest.raises(ResponseError):
+            await client.execute("PING")
+
+        async def named_connections() -> int:
+            return sum(c["name"] == name for c in await observer.client_list())
+
+        await eventually(named_connections, lambda count: count == 0)
+    finally:
+        await client.aclose()
+        await observer.aclose()
+
+
 async def test_unreachable_redis_is_a_redis_error() -> None:
     client = PipelinedRedis.from_url(f"redis://127.0.0.1:{embedded.free_port()}/0", timeout_s=1.0)
     with pytest.raises(RedisConnectionError):
