@@ -14,17 +14,18 @@ from typing import Any
 
 import orjson
 
+from ingest.events import StoredEvent
 from ingest.publish import KafkaMessage
 from lms_events.topics import INTAKE_OUTCOMES, RAW_EVENTS, REJECTED_EVENTS
 from lms_events.write_keys import WriteKey
 
 
-def partition_key(event: dict[str, Any]) -> bytes:
-    for name in ("session_id", "user_id", "organization_id"):
-        value = event.get(name)
-        if value:
-            return f"{name[0]}:{value}".encode()
-    return b""
+def partition_key(event: StoredEvent) -> bytes:
+    if event.session_id:
+        return f"s:{event.session_id}".encode()
+    if event.user_id:
+        return f"u:{event.user_id}".encode()
+    return f"o:{event.organization_id}".encode()
 
 
 def accepted_messages(groups: dict[bytes, list[bytes]]) -> list[KafkaMessage]:

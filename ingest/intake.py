@@ -24,11 +24,10 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-import orjson
-
 from ingest import batching, body
 from ingest.consent import ConsentRecord, ConsentStore
 from ingest.dedup import Deduplicator
+from ingest.events import Event, StoredEvent, encode
 from ingest.privacy import PrivacyFilter
 from ingest.publish import KafkaMessage
 from ingest.sampling import Sampler
@@ -106,15 +105,10 @@ class _Tally:
         return totals
 
 
-def _user_ids(events: list[Any]) -> set[str]:
-    return {
-        event["user_id"]
-        for event in events
-        if isinstance(event, dict) and isinstance(event.get("user_id"), str) and event["user_id"]
-    }
-
-
 def _event_id(event: Any) -> str | None:
+    """The event id of an event as posted: an ingest.events.Event or any JSON value."""
+    if type(event) is Event:
+        return event.event_id
     if isinstance(event, dict) and isinstance(event.get("event_id"), str):
         return event["event_id"]
     return None
@@ -142,6 +136,7 @@ class Intake:
         self._privacy = privacy
 
     async def process(self, events: list[Any], *, caller: Caller, received_at: datetime) -> IntakeOutcome:
+        """`events`: ingest.events.Event values, or any JSON values when the body could not be typed."""
         organization_id = caller.key.organization_id
         received = iso_ms(received_at)
         window = self._validator.window(received_at)
@@ -149,22 +144,23 @@ class Intake:
         tally = _Tally(len(events))
         record = tally.record
         rejected: list[dict[str, Any]] = []
-        # Looked up before validation, so that each event is decided in one pass;
-        # the users of the few invalid events are looked up for nothing.
-        consents = await self._consent.for_users(organization_id, _user_ids(events))
+        checked = [check(event, window) for event in events]
+        consents = await self._consent.for_users(
+            organization_id, {v.event.user_id for v in checked if type(v) is ValidEvent and v.event.user_id}
+        )
         # The size limit is on what would be stored, so it is measured on the
         # stored form, serialised once for both the check and the Kafka message.
         fitting: list[tuple[int, str, str, bytes, bytes]] = []  # index, event_id, type, partition key, stored JSON
 
-        for index, event in enumerate(events):
-            valid = check(event, window)
-            if not isinstance(valid, ValidEvent):
-                record(index, _event_id(event), Status.REJECTED, UNKNOWN_TYPE, valid)
-                rejected.append(_rejected_record(index, event, valid, received, organization_id))
+        for index, valid in enumerate(checked):
+            if type(valid) is not ValidEvent:
+                event = events[index]
+                record(index, _event_id(event), Status.REJECTED, UNKNOWN_TYPE, valid)  # type: ignore[arg-type]
+                rejected.append(_rejected_record(index, event, valid, received, organization_id))  # type: ignore[arg-type]
                 continue
-            event_id = event["event_id"]
-            claimed_organization = event.get("organization_id")
-            if claimed_organization and claimed_organization != organization_id:
+            event = valid.event
+            event_id = event.event_id
+            if event.organization_id and event.organization_id != organization_id:
                 record(index, event_id, Status.REJECTED, UNKNOWN_TYPE, [_OTHER_ORGANIZATION])
                 rejected.append(_rejected_record(index, event, [_OTHER_ORGANIZATION], received, organization_id))
                 continue
@@ -172,11 +168,12 @@ class Intake:
             if not keep(event_type, event_id):
                 record(index, event_id, Status.SAMPLED_OUT, event_type.name)
                 continue
-            consent = consents.get(event.get("user_id") or "")
+            consent = consents.get(event.user_id or "")
             if consent is not None and not consent.allows(event_type.category):
                 record(index, event_id, Status.NO_CONSENT, event_type.name)
                 continue
-            stored = orjson.dumps(self._normalize(event, valid, consent, caller, received))
+            stored_event = self._stored(valid, consent, caller, received)
+            stored = encode(stored_event)
             if len(stored) > body.MAX_EVENT_BYTES:
                 too_large = [
                     Violation("(event)", "maxSize", f"event is {len(stored)} bytes; the limit is {body.MAX_EVENT_BYTES}")
@@ -184,7 +181,7 @@ class Intake:
                 record(index, event_id, Status.REJECTED, event_type.name, too_large)
                 rejected.append(_rejected_record(index, event, too_large, received, organization_id))
                 continue
-            fitting.append((index, event_id, event_type.name, batching.partition_key(event), stored))
+            fitting.append((index, event_id, event_type.name, batching.partition_key(stored_event), stored))
 
         firsts = await self._dedup.claim(organization_id, [event_id for _, event_id, _, _, _ in fitting])
         accepted: dict[bytes, list[bytes]] = {}
@@ -209,17 +206,26 @@ class Intake:
         """Kafka refused the outcome's messages: its accepted events were not stored."""
         await self._dedup.release(outcome.organization_id, outcome.claimed)
 
-    def _normalize(
-        self, event: dict[str, Any], valid: ValidEvent, consent: ConsentRecord | None, caller: Caller, received_at: str
-    ) -> dict[str, Any]:
-        """The stored form of an accepted event, made in place: the parsed request is ours alone."""
-        event["event_type"] = valid.event_type.name
-        event["event_category"] = valid.event_type.category
-        event["timestamp"] = valid.timestamp
-        event["organization_id"] = caller.key.organization_id
-        event["received_at"] = received_at
-        event["is_late"] = valid.late
-        return self._privacy.apply(event, valid.event_type, consent, caller.truncated_ip)
+    def _stored(self, valid: ValidEvent, consent: ConsentRecord | None, caller: Caller, received_at: str) -> StoredEvent:
+        event, event_type = valid.event, valid.event_type
+        stored = StoredEvent(
+            event.event_id,
+            event_type.name,
+            event_type.category,
+            valid.timestamp,
+            received_at,
+            valid.late,
+            caller.key.organization_id,
+            event.user_id,
+            event.session_id,
+            event.privacy_level,
+            event.retention_days,
+            caller.truncated_ip,
+            event.device_info,
+            event.context,
+            event.properties,
+        )
+        return self._privacy.apply(stored, event_type, consent)
 
 
 def _rejected_record(
@@ -232,5 +238,5 @@ def _rejected_record(
         "received_at": received_at,
         "source": "gateway",
         "reasons": [v.as_json() for v in violations],
-        "raw": orjson.dumps(event).decode()[:MAX_REJECTED_RAW_CHARS],
+        "raw": encode(event).decode()[:MAX_REJECTED_RAW_CHARS],
     }

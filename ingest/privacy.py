@@ -22,8 +22,11 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from msgspec import UNSET, Raw
+
 import schemas
 from ingest.consent import ConsentRecord
+from ingest.events import StoredEvent, encode, load_sub_object
 from ingest.taxonomy import EventType
 
 DEFAULT_PRIVACY_LEVEL = "standard"
@@ -55,9 +58,13 @@ def truncate_ip(ip: str | None) -> str:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
 
 
-def _split(path: str) -> tuple[str | None, str]:
-    head, _, tail = path.rpartition(".")
-    return (head or None), tail
+def _by_parent(paths: list[str]) -> dict[str | None, list[str]]:
+    """Dotted paths grouped by the sub-object they are in (None: the event itself)."""
+    grouped: dict[str | None, list[str]] = {}
+    for path in paths:
+        parent, _, name = path.rpartition(".")
+        grouped.setdefault(parent or None, []).append(name)
+    return grouped
 
 
 class PrivacyFilter:
@@ -67,8 +74,8 @@ class PrivacyFilter:
         rules = schemas.load("privacy.json")
         self._level_days: dict[str, int] = rules["retention_days"]["by_privacy_level"]
         self._category_days: dict[str, int] = rules["retention_days"]["by_category"]
-        self._identifiers = [_split(p) for p in rules["identifier_fields"]]
-        self._free_text = [_split(p) for p in rules["free_text_pii_fields"]]
+        self._identifiers = _by_parent(rules["identifier_fields"])
+        self._free_text = _by_parent(rules["free_text_pii_fields"])
         # Every (privacy level, category) cap, computed once.
         self._caps = {
             (level, category): min(days, self._category_days.get(category, days))
@@ -87,35 +94,54 @@ class PrivacyFilter:
         digest = hmac.new(self._org_key(organization_id), value.encode(), hashlib.sha256).hexdigest()
         return PSEUDONYM_PREFIX + digest[:32]
 
-    def _drop_free_text(self, event: dict[str, Any]) -> None:
-        for parent, name in self._free_text:
+    def _drop_free_text(self, event: StoredEvent) -> None:
+        for parent, names in self._free_text.items():
             if parent is None:
-                event.pop(name, None)
-            elif isinstance(event.get(parent), dict) and name in event[parent]:
-                event[parent] = {k: v for k, v in event[parent].items() if k != name}
+                for name in names:
+                    setattr(event, name, UNSET)
+                continue
+            fields = _sub_object(event, parent)
+            if fields is not None and not fields.keys().isdisjoint(names):
+                _replace_sub_object(event, parent, {k: v for k, v in fields.items() if k not in names})
 
-    def _pseudonymize(self, event: dict[str, Any]) -> None:
-        organization_id = event.get("organization_id") or ""
-        for parent, name in self._identifiers:
-            container = event if parent is None else event.get(parent)
-            if isinstance(container, dict) and isinstance(container.get(name), str) and container[name]:
-                if parent is not None:
-                    container = event[parent] = dict(container)
-                container[name] = self.pseudonym(organization_id, container[name])
+    def _pseudonymize(self, event: StoredEvent) -> None:
+        organization_id = event.organization_id
+        for parent, names in self._identifiers.items():
+            if parent is None:
+                for name in names:
+                    value = getattr(event, name)
+                    if isinstance(value, str) and value:
+                        setattr(event, name, self.pseudonym(organization_id, value))
+                continue
+            fields = _sub_object(event, parent)
+            if fields is not None and any(isinstance(fields.get(name), str) and fields[name] for name in names):
+                for name in names:
+                    if isinstance(fields.get(name), str) and fields[name]:
+                        fields[name] = self.pseudonym(organization_id, fields[name])
+                _replace_sub_object(event, parent, fields)
 
-    def apply(
-        self, event: dict[str, Any], event_type: EventType, consent: ConsentRecord | None, truncated_ip: str
-    ) -> dict[str, Any]:
-        """Apply the rules to `event` in place (pass your own copy) and return it.
-        `truncated_ip` is the request's client IP after `truncate_ip`."""
-        level = event["privacy_level"] = event.get("privacy_level") or DEFAULT_PRIVACY_LEVEL
+    def apply(self, event: StoredEvent, event_type: EventType, consent: ConsentRecord | None) -> StoredEvent:
+        """Apply the rules to `event` in place and return it. Expects the client's
+        privacy_level and retention_days (or UNSET) and the truncated client IP."""
+        level = event.privacy_level = event.privacy_level or DEFAULT_PRIVACY_LEVEL
         cap = self._caps[level, event_type.category]
-        requested = event.get("retention_days")
-        event["retention_days"] = min(requested, cap) if isinstance(requested, int) else cap
+        requested = event.retention_days
+        event.retention_days = min(int(requested), cap) if requested else cap
         coppa = consent is not None and consent.coppa_restricted
         if level == "pii" or coppa:
             self._drop_free_text(event)
         if level == "pii":
             self._pseudonymize(event)
-        event["client_ip"] = "" if coppa else truncated_ip
+        if coppa:
+            event.client_ip = ""
         return event
+
+
+def _sub_object(event: StoredEvent, name: str) -> dict[str, Any] | None:
+    raw = getattr(event, name)
+    fields = load_sub_object(raw) if raw is not UNSET else None
+    return fields if isinstance(fields, dict) else None
+
+
+def _replace_sub_object(event: StoredEvent, name: str, fields: dict[str, Any]) -> None:
+    setattr(event, name, Raw(encode(fields)))

@@ -7,13 +7,21 @@ the other RFC 3339 spellings (offsets, other precisions).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+# A real moment in the canonical form, month lengths included. 29 February
+# and leap seconds (valid RFC 3339, but not a moment Python or ClickHouse can
+# hold) take the parsing path, which decides them.
+_CANONICAL = re.compile(
+    r"\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+    r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z",
+    re.ASCII,
+).fullmatch
 
 
 def is_canonical(value: str) -> bool:
-    # Seconds below 60: a leap second is valid RFC 3339 but not a moment Python
-    # or ClickHouse can hold, so it takes the parsing path and is refused there.
-    return len(value) == 24 and value[10] == "T" and value[19] == "." and value[23] == "Z" and value[17] < "6"
+    return _CANONICAL(value) is not None
 
 
 def iso_ms(moment: datetime) -> str:

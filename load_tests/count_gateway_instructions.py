@@ -72,6 +72,7 @@ async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
     from ingest import body
     from ingest.consent import ConsentStore
     from ingest.dedup import Deduplicator
+    from ingest.events import decode_batch
     from ingest.intake import Caller, Intake
     from ingest.privacy import PrivacyFilter
     from ingest.publish import EventPublisher
@@ -103,7 +104,8 @@ async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
     caller = Caller(WriteKey("k", "", organization, "development", "count", ""), "127.0.0.0", "request")
 
     async def one_request(compressed: bytes) -> None:
-        events = body.batch_events(orjson.loads(body.decompress(compressed, "gzip")))
+        raw = body.decompress(compressed, "gzip")
+        events = body.batch_events(decode_batch(raw) or body.parse_json(raw))
         await limiter.take(caller.key.key_id, len(events))
         outcome = await intake.process(events, caller=caller, received_at=now)
         await publisher.publish(outcome.messages)
