@@ -172,8 +172,8 @@ class Intake:
             if consent is not None and not consent.allows(event_type.category):
                 record(index, event_id, Status.NO_CONSENT, event_type.name)
                 continue
-            stored_event = self._stored(valid, consent, caller, received)
-            stored = encode(stored_event)
+            stored_form = stored_event(valid, privacy=self._privacy, consent=consent, caller=caller, received_at=received)
+            stored = encode(stored_form)
             if len(stored) > body.MAX_EVENT_BYTES:
                 too_large = [
                     Violation("(event)", "maxSize", f"event is {len(stored)} bytes; the limit is {body.MAX_EVENT_BYTES}")
@@ -181,7 +181,7 @@ class Intake:
                 record(index, event_id, Status.REJECTED, event_type.name, too_large)
                 rejected.append(_rejected_record(index, event, too_large, received, organization_id))
                 continue
-            fitting.append((index, event_id, event_type.name, batching.partition_key(stored_event), stored))
+            fitting.append((index, event_id, event_type.name, batching.partition_key(stored_form), stored))
 
         firsts = await self._dedup.claim(organization_id, [event_id for _, event_id, _, _, _ in fitting])
         accepted: dict[bytes, list[bytes]] = {}
@@ -206,26 +206,31 @@ class Intake:
         """Kafka refused the outcome's messages: its accepted events were not stored."""
         await self._dedup.release(outcome.organization_id, outcome.claimed)
 
-    def _stored(self, valid: ValidEvent, consent: ConsentRecord | None, caller: Caller, received_at: str) -> StoredEvent:
-        event, event_type = valid.event, valid.event_type
-        stored = StoredEvent(
-            event.event_id,
-            event_type.name,
-            event_type.category,
-            valid.timestamp,
-            received_at,
-            valid.late,
-            caller.key.organization_id,
-            event.user_id,
-            event.session_id,
-            event.privacy_level,
-            event.retention_days,
-            caller.truncated_ip,
-            event.device_info,
-            event.context,
-            event.properties,
-        )
-        return self._privacy.apply(stored, event_type, consent)
+
+def stored_event(
+    valid: ValidEvent, *, privacy: PrivacyFilter, consent: ConsentRecord | None, caller: Caller, received_at: str
+) -> StoredEvent:
+    """The stored form of an accepted event: canonical type and time, the write key's
+    organization, the gateway's stamps, then the privacy rules."""
+    event, event_type = valid.event, valid.event_type
+    stored = StoredEvent(
+        event.event_id,
+        event_type.name,
+        event_type.category,
+        valid.timestamp,
+        received_at,
+        valid.late,
+        caller.key.organization_id,
+        event.user_id,
+        event.session_id,
+        event.privacy_level,
+        event.retention_days,
+        caller.truncated_ip,
+        event.device_info,
+        event.context,
+        event.properties,
+    )
+    return privacy.apply(stored, event_type, consent)
 
 
 def _rejected_record(

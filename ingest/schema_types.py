@@ -35,6 +35,10 @@ _ANNOTATIONS = {"description", "title", "$schema", "$id", "$comment", "examples"
 _SCALARS = {"string": str, "integer": int, "number": float, "boolean": bool}
 
 
+def _kinds(kind: str | list[str]) -> set[str]:
+    return {kind} if isinstance(kind, str) else set(kind)
+
+
 class Unsupported(ValueError):
     """A schema construct msgspec cannot check exactly."""
 
@@ -104,8 +108,7 @@ class SchemaTypes:
             if keyword not in merged:
                 merged[keyword] = value
             elif keyword == "type":
-                as_set = lambda kind: {kind} if isinstance(kind, str) else set(kind)  # noqa: E731
-                kinds = sorted(as_set(merged["type"]) & as_set(value))
+                kinds = sorted(_kinds(merged["type"]) & _kinds(value))
                 if not kinds:
                     raise Unsupported(f"types {merged['type']!r} and {value!r} exclude each other")
                 merged["type"] = kinds[0] if len(kinds) == 1 else kinds
