@@ -31,6 +31,7 @@ from ingest.timestamps import iso_ms
 
 _CANONICAL_EXAMPLE = "YYYY-MM-DDTHH:MM:SS.mmmZ"
 MAX_SPELLINGS = 1_000
+MAX_REMEMBERED_SUB_OBJECTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,16 @@ class TimeWindow:
         return cls(received_at, iso_ms(received_at + max_future), iso_ms(received_at - late_after))
 
 
+def _decode_remembered(decoder: msgspec.json.Decoder, raw: msgspec.Raw, fitting: set[bytes]) -> None:
+    """Raise msgspec.ValidationError unless `raw` fits the decoder's type, or did before."""
+    seen = bytes(raw)
+    if seen not in fitting:
+        decoder.decode(raw)
+        if len(fitting) >= MAX_REMEMBERED_SUB_OBJECTS:
+            fitting.clear()
+        fitting.add(seen)
+
+
 class EventValidator:
     """Envelope + taxonomy + per-type properties + timestamp window."""
 
@@ -142,6 +153,10 @@ class EventValidator:
         self._typed_device = _typed_decoder(envelope["device_info"], {}, "DeviceInfo")
         self._typed_context = _typed_decoder(envelope["context"], {}, "Context")
         self._typed_spellings: dict[str, tuple[EventType, msgspec.json.Decoder]] = {}
+        # A session's events repeat its device_info and context byte for byte:
+        # those seen to fit are remembered instead of decoded again.
+        self._fitting_device_infos: set[bytes] = set()
+        self._fitting_contexts: set[bytes] = set()
         if self._typed_device and self._typed_context:
             for name, event_type in event_types().items():
                 decoder = _typed_decoder({"$ref": f"#/$defs/type_{name}"}, defs, f"Properties_{name}")
@@ -175,9 +190,9 @@ class EventValidator:
             if event.properties:
                 properties.decode(event.properties)
             if event.device_info:
-                self._typed_device.decode(event.device_info)  # type: ignore[union-attr]
+                _decode_remembered(self._typed_device, event.device_info, self._fitting_device_infos)
             if event.context:
-                self._typed_context.decode(event.context)  # type: ignore[union-attr]
+                _decode_remembered(self._typed_context, event.context, self._fitting_contexts)
         except msgspec.DecodeError:  # also ValidationError
             return False
         return True

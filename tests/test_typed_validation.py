@@ -198,3 +198,13 @@ def test_unknown_keys_of_sub_objects_are_stored_byte_for_byte_and_unknown_top_le
     stored = events.encode(stored_event(checked, privacy=PRIVACY, consent=None, caller=CALLER, received_at="now"))
     assert b'"passed":true,"custom":{"nested":[1,2.50]}}' in stored
     assert b"campaign" not in stored
+
+
+def test_a_remembered_device_info_does_not_vouch_for_the_same_bytes_as_context() -> None:
+    """{"referrer": 5} fits device_info (an unknown key there) but not context (referrer is a string)."""
+    validator = EventValidator(max_future=timedelta(minutes=10), late_after=timedelta(hours=1))
+    window = validator.window(RECEIVED_AT)
+    first = events.decode_one(orjson.dumps(new_event(device_info={"referrer": 5})))
+    second = events.decode_one(orjson.dumps(new_event(context={"referrer": 5})))
+    assert isinstance(validator.check(first, window), ValidEvent)
+    assert [v.field for v in validator.check(second, window)] == ["context.referrer"]  # type: ignore[union-attr]
