@@ -15,6 +15,7 @@ Schemas are the data files in `schemas/`, checked at three speeds:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -25,7 +26,7 @@ import msgspec
 
 import schemas
 from ingest import events, timestamps
-from ingest.schema_types import SchemaTypes, Unsupported
+from ingest.schema_types import DATE_TIME_PATTERN, SchemaTypes, Unsupported
 from ingest.taxonomy import EventType, event_types, lookup
 from ingest.timestamps import iso_ms
 
@@ -98,6 +99,10 @@ class ValidEvent(NamedTuple):
     event_type: EventType
     late: bool
     timestamp: str  # canonical: see ingest.timestamps
+
+
+# RFC 3339 as the schema's `date-time` means it (a subset: see ingest.schema_types).
+_date_time = re.compile(DATE_TIME_PATTERN).search
 
 
 def _typed_decoder(schema: dict[str, Any], defs: dict[str, Any], name: str) -> msgspec.json.Decoder | None:
@@ -173,16 +178,13 @@ class EventValidator:
         if type(event) is not events.Event:
             return self._check_value(event, None, window)
         typed = self._typed_spellings.get(event.event_type)
-        timestamp = event.timestamp
-        # Nearly every event: a known spelling, a canonical timestamp not in the
-        # future (two string comparisons), sub-objects that decode into their types.
-        if (
-            typed is not None
-            and timestamps.is_canonical(timestamp)
-            and timestamp <= window.latest
-            and self._sub_objects_fit(event, typed[1])
-        ):
-            return ValidEvent(event, typed[0], timestamp < window.late_before, timestamp)
+        if typed is not None and self._sub_objects_fit(event, typed[1]):
+            timestamp = event.timestamp
+            # Nearly every event: a canonical timestamp not in the future, two string comparisons.
+            if timestamps.is_canonical(timestamp) and timestamp <= window.latest:
+                return ValidEvent(event, typed[0], timestamp < window.late_before, timestamp)
+            if _date_time(timestamp):
+                return self._check_time(event, timestamp, typed[0], window)
         return self._check_value(events.to_json_value(event), event, window)
 
     def _sub_objects_fit(self, event: Any, properties: msgspec.json.Decoder) -> bool:
