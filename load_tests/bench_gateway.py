@@ -10,19 +10,17 @@ uses the local Redis (or starts valkey), then:
 Bodies are generated and gzipped before the clock starts, so the figures
 are the gateway's, not the client's (the client still shares the 2 cores).
 
-Measured 2026-11-22 (evening) on the 2-core dev machine, three runs of
-the defaults each time, the gateway at ~100 % and its event-loop thread
-at 93-95 % in every full-load run:
-  final code (~95k loop-thread instructions an event): 36,355 / 35,326 /
-  36,503 events/s; half-load p99 17.9 / 16.0 / 21.3 ms; x8.4-x9.6 the
-  pure-Python jsonschema gateway
-  at 98.2k instructions, half an hour earlier: 40,676 / 40,518 / 45,875;
-  half-load p99 15.7 / 13.8 / 46.9 ms
-  that morning (109k): 29,619-38,793
-The 50,000 events/s target is not met. This host's speed drifts (the same
-orjson parse loop took 0.51 s and 0.80 s an hour apart), which is why the
-fewer-instructions code measured slower here: compare code by
-count_gateway_instructions.py, not by one run of this.
+Measured 2026-11-22 (late evening) on the 2-core dev machine, with
+events decoded typed by msgspec (~77k loop-thread instructions an event):
+61,563 / 60,030 events/s at full load (gateway ~90 % CPU: the client,
+broker and Redis take the rest of the 2 cores), half-load p99 18.2 / 14.8
+ms: the target is met; x14-x15 the pure-Python jsonschema gateway (which
+parses bodies as plain JSON, as before typed decoding).
+Earlier that evening (parse into dicts + jsonschema-rs, ~95k instructions):
+32,200-48,500 events/s over 11 runs, target not met.
+This host's speed drifts (the same orjson parse loop took 0.51 s and 0.80 s
+an hour apart): compare code by count_gateway_instructions.py, not by one
+run of this.
 """
 
 from __future__ import annotations
