@@ -21,13 +21,16 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-import orjson
 from msgspec import UNSET, Raw, UnsetType
 
 import schemas
 from ingest.schema_types import SchemaTypes
+from lms_events.errors import BadRequest
 
 SUB_OBJECTS = ("device_info", "context", "properties")
+# msgspec, like Python, gives up some way short of 1,000 levels of nesting, and
+# orjson (which the stream side reads with) at 1,024: such bodies are refused.
+TOO_DEEP = "body is JSON nested too deeply"
 
 # event_type is checked against the taxonomy's spellings and timestamp by
 # the time rules (ingest.validation), both cheaper there than as patterns.
@@ -51,18 +54,21 @@ encode = _ENCODER.encode
 def decode_batch(body: bytes) -> list[Any] | None:
     """The events of a `/v1/batch` body (`{"batch": [...]}` or an array), or None
     when msgspec cannot type all of them: then the caller parses plain JSON."""
-    try:
-        decoded = _BATCH.decode(body)
-    except msgspec.DecodeError:  # also msgspec.ValidationError
-        return None
-    return decoded if isinstance(decoded, list) else decoded.batch
+    decoded = _decode(_BATCH, body)
+    return decoded if decoded is None or isinstance(decoded, list) else decoded.batch
 
 
 def decode_one(body: bytes) -> Any | None:
+    return _decode(_ONE, body)
+
+
+def _decode(decoder: msgspec.json.Decoder, body: bytes) -> Any | None:
     try:
-        return _ONE.decode(body)
-    except msgspec.DecodeError:
+        return decoder.decode(body)
+    except msgspec.DecodeError:  # also msgspec.ValidationError
         return None
+    except RecursionError:
+        raise BadRequest(TOO_DEEP) from None
 
 
 def from_json_value(event: dict[str, Any]) -> Any:
@@ -70,7 +76,7 @@ def from_json_value(event: dict[str, Any]) -> Any:
     fields = {name: event[name] for name in Event.__struct_fields__ if name in event}
     for name in SUB_OBJECTS:
         if name in fields:
-            fields[name] = Raw(orjson.dumps(fields[name]))
+            fields[name] = Raw(encode(fields[name]))
     return Event(**fields)
 
 

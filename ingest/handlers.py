@@ -18,7 +18,7 @@ from aiohttp import web
 import schemas
 from ingest import body, domain_events
 from ingest.consent import ConsentRecord
-from ingest.events import decode_batch, decode_one
+from ingest.events import TOO_DEEP, decode_batch, decode_one
 from ingest.intake import Caller
 from ingest.privacy import truncate_ip
 from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, SETTINGS
@@ -77,7 +77,11 @@ async def _ingest(request: web.Request, key: WriteKey, events: list[Any]) -> web
     await _within_rate_limit(request, key, len(events))
     caller = Caller(key, truncate_ip(client_ip(request)), uuid.uuid4().hex)
     intake = request.app[INTAKE]
-    outcome = await intake.process(events, caller=caller, received_at=datetime.now(UTC))
+    try:
+        outcome = await intake.process(events, caller=caller, received_at=datetime.now(UTC))
+    except RecursionError:
+        # Checking or encoding a deeply nested event; nothing was claimed or published yet.
+        raise BadRequest(TOO_DEEP) from None
     try:
         await request.app[PUBLISHER].publish(outcome.messages)
     except BrokerUnavailable:

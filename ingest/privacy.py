@@ -113,11 +113,11 @@ class PrivacyFilter:
                     if isinstance(value, str) and value:
                         setattr(event, name, self.pseudonym(organization_id, value))
                 continue
-            fields = _sub_object(event, parent)
-            if fields is not None and any(isinstance(fields.get(name), str) and fields[name] for name in names):
-                for name in names:
-                    if isinstance(fields.get(name), str) and fields[name]:
-                        fields[name] = self.pseudonym(organization_id, fields[name])
+            fields = _sub_object(event, parent) or {}
+            present = [name for name in names if isinstance(fields.get(name), str) and fields[name]]
+            for name in present:
+                fields[name] = self.pseudonym(organization_id, fields[name])
+            if present:
                 _replace_sub_object(event, parent, fields)
 
     def apply(self, event: StoredEvent, event_type: EventType, consent: ConsentRecord | None) -> StoredEvent:

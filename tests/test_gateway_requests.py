@@ -18,6 +18,9 @@ from lms_events.settings import Settings
 from tests.support import Client, Gateway, eventually, start_gateway
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "status", "needle"),
     [
@@ -26,6 +29,11 @@ from tests.support import Client, Gateway, eventually, start_gateway
         (b'{"batch": []}', {"Content-Type": "application/json"}, 400, "batch is empty"),
         (b'{"events": [{}]}', {"Content-Type": "application/json"}, 400, '{"batch": [...]}'),
         (b'{"batch": 3}', {"Content-Type": "application/json"}, 400, "JSON array"),
+        # Too deep for orjson (an untypable body) and for msgspec (a typable one).
+        (b'[{"event_id": 1, "properties": ' + b"[" * 5000 + b"]" * 5000 + b"}]", JSON, 400, "not valid JSON"),
+        (b'[{"properties": ' + b"[" * 990 + b"]" * 990 + b"}]", JSON, 400, "nested too deeply"),
+        # Parsed (not typed), then too deep to explain.
+        (b'[1, {"properties": ' + b"[" * 980 + b"]" * 980 + b"}]", JSON, 400, "nested too deeply"),
         (b"[{}]", {"Content-Type": "application/xml"}, 400, "Content-Type"),
         (b"[{}]", {"Content-Type": "application/json", "Content-Encoding": "br"}, 400, "Content-Encoding"),
         (b"not gzip", {"Content-Type": "application/json", "Content-Encoding": "gzip"}, 400, "gzip"),

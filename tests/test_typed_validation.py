@@ -30,6 +30,10 @@ from ingest.validation import EventValidator, ValidEvent, property_schema
 from lms_events.write_keys import WriteKey
 from tests.support import new_event
 
+# As in test_intake_fuzz.py: in a full run the session's Faust consumer thread
+# touches the global `random` while Hypothesis draws; the strategies do not.
+pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
+
 DEFS = schemas.load("event_properties.schema.json")["$defs"]
 TYPES = sorted(event_types())
 RECEIVED_AT = datetime(2026, 1, 27, 15, 0, tzinfo=UTC)
