@@ -9,8 +9,8 @@ stored event, keys the schemas do not name included. Top-level fields
 outside the envelope are not kept: the events table has no column for
 them; custom data belongs in `properties`.
 
-A body msgspec cannot type (an invalid event, a `5.0` where an integer is
-expected...) is parsed into plain JSON values instead, and each event is
+An event msgspec cannot type (an invalid one, or one with `5.0` where an
+integer is expected...) is parsed into its plain JSON value instead, and
 checked against the JSON Schema itself (ingest.validation).
 
 `StoredEvent` is what an accepted event becomes on `events.raw`.
@@ -45,17 +45,31 @@ class _BatchObject(msgspec.Struct, gc=False):
     batch: list[Event]  # type: ignore[valid-type]
 
 
+class _RawBatchObject(msgspec.Struct, gc=False):
+    batch: list[Raw]
+
+
 _BATCH = msgspec.json.Decoder(list[Event] | _BatchObject)  # type: ignore[valid-type]
+_RAW_BATCH = msgspec.json.Decoder(list[Raw] | _RawBatchObject)
 _ONE = msgspec.json.Decoder(Event)
+_JSON_VALUE = msgspec.json.Decoder()
 _ENCODER = msgspec.json.Encoder()
 encode = _ENCODER.encode
 
 
 def decode_batch(body: bytes) -> list[Any] | None:
-    """The events of a `/v1/batch` body (`{"batch": [...]}` or an array), or None
-    when msgspec cannot type all of them: then the caller parses plain JSON."""
+    """The events of a `/v1/batch` body (`{"batch": [...]}` or an array): each an
+    `Event`, or the plain JSON value of one msgspec could not type. None when the
+    body is not a batch: the caller parses it to say why."""
     decoded = _decode(_BATCH, body)
-    return decoded if decoded is None or isinstance(decoded, list) else decoded.batch
+    if decoded is None:
+        # Some event cannot be typed: the others still are, one by one.
+        decoded = _decode(_RAW_BATCH, body)
+        if decoded is None:
+            return None
+        raws = decoded if isinstance(decoded, list) else decoded.batch
+        return [_decode(_ONE, raw) or _decode(_JSON_VALUE, raw) for raw in raws]
+    return decoded if isinstance(decoded, list) else decoded.batch
 
 
 def decode_one(body: bytes) -> Any | None:
@@ -85,12 +99,12 @@ def to_json_value(event: Any) -> dict[str, Any]:
     value = {name: getattr(event, name) for name in Event.__struct_fields__ if getattr(event, name) is not UNSET}
     for name in SUB_OBJECTS:
         if name in value:
-            value[name] = msgspec.json.decode(value[name])
+            value[name] = load_sub_object(value[name])
     return value
 
 
 def load_sub_object(raw: Raw) -> Any:
-    return msgspec.json.decode(raw)
+    return _JSON_VALUE.decode(raw)
 
 
 class StoredEvent(msgspec.Struct, gc=False):

@@ -65,7 +65,6 @@ class SchemaTypes:
 
     def __init__(self, defs: Mapping[str, Any] | None = None) -> None:
         self._defs = defs or {}
-        self._structs = 0
 
     def _resolve(self, schema: Mapping[str, Any]) -> Mapping[str, Any]:
         while set(schema) - _ANNOTATIONS == {"$ref"}:
@@ -80,17 +79,18 @@ class SchemaTypes:
         schema = self._resolve(schema)
         properties: dict[str, Any] = {}
         required: set[str] = set()
+        def add(more: Mapping[str, Any]) -> None:
+            for name, field_schema in more.items():
+                properties[name] = self._intersect(properties[name], field_schema) if name in properties else field_schema
+
         for keyword, value in schema.items():
             if keyword in ("allOf", "$ref"):
                 for part in value if keyword == "allOf" else [{"$ref": value}]:
                     part_properties, part_required = self.object_fields(part)
-                    for name, part_schema in part_properties.items():
-                        properties[name] = (
-                            self._intersect(properties[name], part_schema) if name in properties else part_schema
-                        )
+                    add(part_properties)
                     required |= part_required
             elif keyword == "properties":
-                properties.update(value)
+                add(value)
             elif keyword == "required":
                 required |= set(value)
             elif keyword == "type" and value == "object":

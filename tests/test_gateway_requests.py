@@ -29,11 +29,9 @@ JSON = {"Content-Type": "application/json"}
         (b'{"batch": []}', {"Content-Type": "application/json"}, 400, "batch is empty"),
         (b'{"events": [{}]}', {"Content-Type": "application/json"}, 400, '{"batch": [...]}'),
         (b'{"batch": 3}', {"Content-Type": "application/json"}, 400, "JSON array"),
-        # Too deep for orjson (an untypable body) and for msgspec (a typable one).
-        (b'[{"event_id": 1, "properties": ' + b"[" * 5000 + b"]" * 5000 + b"}]", JSON, 400, "not valid JSON"),
+        # Too deep for msgspec, whether the batch could be typed or not.
+        (b'[{"event_id": 1, "properties": ' + b"[" * 5000 + b"]" * 5000 + b"}]", JSON, 400, "nested too deeply"),
         (b'[{"properties": ' + b"[" * 990 + b"]" * 990 + b"}]", JSON, 400, "nested too deeply"),
-        # Parsed (not typed), then too deep to explain.
-        (b'[1, {"properties": ' + b"[" * 980 + b"]" * 980 + b"}]", JSON, 400, "nested too deeply"),
         (b"[{}]", {"Content-Type": "application/xml"}, 400, "Content-Type"),
         (b"[{}]", {"Content-Type": "application/json", "Content-Encoding": "br"}, 400, "Content-Encoding"),
         (b"not gzip", {"Content-Type": "application/json", "Content-Encoding": "gzip"}, 400, "gzip"),

@@ -94,6 +94,16 @@ def test_constructs_without_an_exact_counterpart_are_refused(schema: dict[str, A
         SchemaTypes().type_of(schema, "probe")
 
 
+def test_a_property_named_by_two_allof_parts_meets_both() -> None:
+    schema = {"allOf": [{"$ref": "#/$defs/a"}], "properties": {"x": {"type": "integer", "minimum": 0}}}
+    struct = SchemaTypes({"a": {"properties": {"x": {"type": ["integer", "null"], "maximum": 10}}}}).struct(schema, "T")
+    decoder = msgspec.json.Decoder(struct)
+    assert decoder.decode(b'{"x": 10}').x == 10
+    for refused in (b'{"x": 11}', b'{"x": -1}', b'{"x": null}'):
+        with pytest.raises(msgspec.ValidationError):
+            decoder.decode(refused)
+
+
 def test_patterns_mean_what_ecma_means() -> None:
     compiled = re.compile(python_pattern("^G-[0-9]{5}$"))
     assert compiled.search("G-01542")
@@ -191,6 +201,18 @@ def test_a_realistic_batch_is_decoded_typed_and_checked_without_the_json_schema(
     assert typed is not None and len(typed) == 3
     window = VALIDATOR.window(RECEIVED_AT)
     assert all(isinstance(VALIDATOR.check(event, window), ValidEvent) for event in typed)
+
+
+def test_one_event_msgspec_cannot_type_leaves_the_others_of_its_batch_typed() -> None:
+    batch = [new_event(), new_event(retention_days=5.0), 3, new_event(event_id="evt_1")]
+    decoded = events.decode_batch(orjson.dumps({"batch": batch}))
+    assert decoded is not None
+    assert [type(event) is events.Event for event in decoded] == [True, False, False, False]
+    assert decoded[1:] == batch[1:], "the others as their plain JSON values"
+    window = VALIDATOR.window(RECEIVED_AT)
+    checked = [VALIDATOR.check(event, window) for event in decoded]
+    assert [isinstance(c, ValidEvent) for c in checked] == [True, True, False, False]
+    assert checked[1].event.retention_days == 5.0  # type: ignore[union-attr]  # valid: 5.0 is a JSON Schema integer
 
 
 def test_unknown_keys_of_sub_objects_are_stored_byte_for_byte_and_unknown_top_level_fields_dropped() -> None:
