@@ -10,18 +10,15 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-# A real moment in the canonical form, month lengths included. 29 February
-# and leap seconds (valid RFC 3339, but not a moment Python or ClickHouse can
-# hold) take the parsing path, which decides them.
-_CANONICAL = re.compile(
+# A real moment in the canonical form, month lengths included: a match (truthy)
+# or None. 29 February and leap seconds (valid RFC 3339, but not a moment
+# Python or ClickHouse can hold) take the parsing path, which decides them.
+# The compiled method itself, not a wrapper: it runs once an event.
+is_canonical = re.compile(
     r"\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
     r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z",
     re.ASCII,
 ).fullmatch
-
-
-def is_canonical(value: str) -> bool:
-    return _CANONICAL(value) is not None
 
 
 def iso_ms(moment: datetime) -> str:
