@@ -11,11 +11,17 @@ Bodies are generated and gzipped before the clock starts, so the figures
 are the gateway's, not the client's (the client still shares the 2 cores).
 
 Measured 2026-11-22 (late evening) on the 2-core dev machine, with
-events decoded typed by msgspec (~77k loop-thread instructions an event):
-61,563 / 60,030 events/s at full load (gateway ~90 % CPU: the client,
-broker and Redis take the rest of the 2 cores), half-load p99 18.2 / 14.8
-ms: the target is met; x14-x15 the pure-Python jsonschema gateway (which
-parses bodies as plain JSON, as before typed decoding).
+events decoded typed by msgspec (77k, then 73.9k and 72.7k loop-thread
+instructions an event), 12 runs: full load 61,563 / 60,030 / 61,145 /
+35,687 / 54,059 / 41,971 / 47,235 / 54,727 / 46,916 / 59,347 / 59,026 /
+58,175 events/s (median 56,500; gateway ~90-95 % CPU, the client, broker
+and Redis take the rest of the 2 cores); half-load p99 18.2 / 14.8 / 16.7
+/ 67.4 / 15.3 / 59.0 / 48.3 / 21.7 / 20.6 / 29.0 / 13.0 / 14.5 ms (median
+19). Both targets met in 7 of 12. The slow runs spent 19-26 us of gateway
+CPU an event, the fast ones 15-17, with the same code: the host, not the
+gateway. x12-x15 the pure-Python jsonschema gateway (which parses bodies as
+plain JSON, as before typed decoding). During the load phases no garbage
+collection ran at all (gc.callbacks, checked once).
 Earlier that evening (parse into dicts + jsonschema-rs, ~95k instructions):
 32,200-48,500 events/s over 11 runs, target not met.
 This host's speed drifts (the same orjson parse loop took 0.51 s and 0.80 s

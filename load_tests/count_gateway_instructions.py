@@ -39,7 +39,9 @@ Late evening: 78,600 with batches decoded typed by msgspec (envelope and
 properties checked in C while parsing; sub-objects kept as raw JSON and
 copied into the stored form; jsonschema-rs only for what msgspec refuses),
 77,300 with device_info/context bytes seen to fit remembered, 77,100 with
-other RFC 3339 spellings kept on the typed path.
+other RFC 3339 spellings kept on the typed path, 73,900 with ValidEvent a
+msgspec struct (built in C, not tracked by the GC) instead of a
+NamedTuple, 72,700 with the canonical-time regex called without a wrapper.
 """
 
 from __future__ import annotations
