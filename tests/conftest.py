@@ -7,6 +7,7 @@ store; tests isolate themselves by unique organization ids.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from lms_events import embedded
 from lms_events.clickhouse import ChdbStore, ClickHouseStore
@@ -22,6 +24,11 @@ from lms_events.settings import DEFAULT_REDIS_URL, Settings
 from lms_events.topics import ensure_topics
 from streams.app import create_stream_app
 from tests.support import Client, Gateway, start_gateway
+
+# Hypothesis' example database and notes name this checkout's absolute paths:
+# they are kept outside the repository, however pytest is started.
+if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+    set_hypothesis_home_dir(Path.home() / ".cache" / "lms-events" / "hypothesis")
 
 
 @pytest_asyncio.fixture(scope="session")
