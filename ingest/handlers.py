@@ -18,7 +18,7 @@ from aiohttp import web
 import schemas
 from ingest import body, domain_events
 from ingest.consent import ConsentRecord
-from ingest.events import TOO_DEEP, decode_batch, decode_one
+from ingest.events import TOO_DEEP
 from ingest.intake import Caller
 from ingest.privacy import truncate_ip
 from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, SETTINGS
@@ -97,16 +97,12 @@ async def _ingest(request: web.Request, key: WriteKey, events: list[Any]) -> web
 
 async def post_batch(request: web.Request) -> web.Response:
     key = request.app[KEYRING].authenticate(request)
-    raw = await body.read_body(request)
-    typed = decode_batch(raw)
-    return await _ingest(request, key, body.batch_events(typed if typed is not None else body.parse_json(raw)))
+    return await _ingest(request, key, body.events_of_batch(await body.read_body(request)))
 
 
 async def post_event(request: web.Request) -> web.Response:
     key = request.app[KEYRING].authenticate(request)
-    raw = await body.read_body(request)
-    typed = decode_one(raw)
-    return await _ingest(request, key, body.single_event(typed if typed is not None else body.parse_json(raw)))
+    return await _ingest(request, key, body.events_of_single(await body.read_body(request)))
 
 
 async def post_domain_events(request: web.Request) -> web.Response:

@@ -79,7 +79,6 @@ async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
     from ingest import body
     from ingest.consent import ConsentStore
     from ingest.dedup import Deduplicator
-    from ingest.events import decode_batch
     from ingest.intake import Caller, Intake
     from ingest.privacy import PrivacyFilter
     from ingest.publish import EventPublisher
@@ -111,9 +110,7 @@ async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
     caller = Caller(WriteKey("k", "", organization, "development", "count", ""), "127.0.0.0", "request")
 
     async def one_request(compressed: bytes) -> None:
-        raw = body.decompress(compressed, "gzip")
-        typed = decode_batch(raw)
-        events = body.batch_events(typed if typed is not None else body.parse_json(raw))
+        events = body.events_of_batch(body.decompress(compressed, "gzip"))
         await limiter.take(caller.key.key_id, len(events))
         outcome = await intake.process(events, caller=caller, received_at=now)
         await publisher.publish(outcome.messages)

@@ -18,7 +18,7 @@ import jsonschema
 from aiohttp import web
 
 from ingest.app import create_app
-from ingest import handlers, validation
+from ingest import body, validation
 from lms_events.clickhouse import open_store
 from lms_events.logs import configure_logging
 from lms_events.migrations import migrate
@@ -36,7 +36,7 @@ def use_pure_python_validator() -> None:
         return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
     validation.jsonschema_rs = SimpleNamespace(validator_for=python_validator)  # type: ignore[attr-defined]
-    handlers.decode_batch = handlers.decode_one = lambda body: None  # type: ignore[assignment]
+    body.decode_batch = body.decode_one = lambda raw: None  # type: ignore[assignment]
 
 
 async def main() -> None:

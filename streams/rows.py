@@ -20,6 +20,7 @@ class UndecodableMessage(ValueError):
 # What a bad row keeps of a message no agent could load.
 MAX_POISON_RAW_CHARS = 32 * 1024
 
+
 def parse_timestamp(value: str) -> datetime:
     """An ISO 8601 time; one without offset (as ClickHouse prints it) is UTC."""
     parsed = datetime.fromisoformat(value)
