@@ -20,8 +20,8 @@ from ingest import body, domain_events
 from ingest.consent import ConsentRecord
 from ingest.events import TOO_DEEP
 from ingest.intake import Caller
-from ingest.privacy import truncate_ip
 from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, SETTINGS
+from ingest.privacy import truncate_ip
 from ingest.publish import KafkaMessage
 from ingest.taxonomy import event_types, lookup
 from ingest.timestamps import iso_ms
