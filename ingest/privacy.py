@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import schemas
 from ingest.consent import ConsentRecord
 from ingest.events import StoredEvent, encode, load_sub_object
 from ingest.taxonomy import EventType
+from lms_events import secret_files
 
 DEFAULT_PRIVACY_LEVEL = "standard"
 PSEUDONYM_PREFIX = "anon_"
@@ -36,14 +36,7 @@ SECRET_FILE = "pii_secret"
 
 def load_or_create_secret(configured: str | None, data_dir: Path) -> bytes:
     """The pseudonymisation secret: configured, or generated once into the data dir."""
-    if configured:
-        return configured.encode()
-    path = data_dir / SECRET_FILE
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    return secret_files.load_or_create_secret(configured, data_dir, SECRET_FILE)
 
 
 def truncate_ip(ip: str | None) -> str:

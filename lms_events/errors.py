@@ -8,7 +8,8 @@
     │   └── MigrationError     a numbered migration failed (names the file)
     └── ClientError            what a client sent is unacceptable -> HTTP 4xx
         ├── BadRequest         unparseable or malformed request -> 400
-        ├── Unauthorized       missing, unknown or revoked write key -> 401
+        ├── Unauthorized       missing, unknown or revoked write key or token -> 401
+        ├── Forbidden          a valid token whose role may not do this -> 403
         ├── NotFound           unknown resource (event type schema) -> 404
         ├── PayloadTooLarge    a size limit was exceeded -> 413
         └── RateLimited        the write key's token bucket is empty -> 429
@@ -67,6 +68,10 @@ class BadRequest(ClientError):
 
 class Unauthorized(ClientError):
     status = 401
+
+
+class Forbidden(ClientError):
+    status = 403
 
 
 class NotFound(ClientError):

@@ -84,6 +84,15 @@ class Settings:
     # AnalyticsUpdated notifications are coalesced per entity over this window.
     analytics_window_s: float = field(default=5.0, metadata={"env": "LMS_EVENTS_ANALYTICS_WINDOW_S"})
 
+    # Read side (analytics/). HS256 secret of the read tokens; unset = generated
+    # once into the data dir (fine for `up`; set it for a fleet of api processes).
+    jwt_secret: str | None = field(default=None, metadata={"env": "LMS_EVENTS_JWT_SECRET"})
+    # Seconds an analytics answer is cached in Redis (dashboard, everything else).
+    cache_dashboard_s: float = field(default=60.0, metadata={"env": "LMS_EVENTS_CACHE_DASHBOARD_S"})
+    cache_analytics_s: float = field(default=300.0, metadata={"env": "LMS_EVENTS_CACHE_ANALYTICS_S"})
+    # Learning progress: an enrollment with activity but none for this many days is `dropped`.
+    dropped_after_days: int = field(default=30, metadata={"env": "LMS_EVENTS_DROPPED_AFTER_DAYS"})
+
     log_format: Literal["json", "console"] | None = field(default=None, metadata={"env": "LMS_EVENTS_LOG_FORMAT"})
     log_level: str = field(default="info", metadata={"env": "LMS_EVENTS_LOG_LEVEL"})
 
@@ -106,6 +115,10 @@ class Settings:
             raise ConfigError("LMS_EVENTS_RATE_LIMIT_PER_S", "rate limit and burst must be positive")
         if self.sink_batch_messages < 1 or self.sink_batch_within_s <= 0:
             raise ConfigError("LMS_EVENTS_SINK_BATCH_MESSAGES", "sink batch size and time must be positive")
+        if self.cache_dashboard_s < 0 or self.cache_analytics_s < 0:
+            raise ConfigError("LMS_EVENTS_CACHE_ANALYTICS_S", "cache lifetimes are zero (off) or positive")
+        if self.dropped_after_days < 1:
+            raise ConfigError("LMS_EVENTS_DROPPED_AFTER_DAYS", "must be at least 1")
         if self.analytics_window_s <= 0:
             raise ConfigError("LMS_EVENTS_ANALYTICS_WINDOW_S", "must be positive")
 

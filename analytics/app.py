@@ -1,0 +1,59 @@
+"""The analytics API: routes and resource lifecycle, nothing else.
+
+`add_api` wires the read side into an application: into the gateway's
+under `lms-events up` (one process owns chDB), or into its own under
+`lms-events api` (against a ClickHouse server, scaled out on its own).
+Each resource is one async context manager in `cleanup_ctx`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from analytics import handlers
+from analytics.cache import AnswerCache
+from analytics.keys import CACHE, JWT_SECRET, SETTINGS, STORE
+from lms_events.clickhouse import ClickHouseStore, open_store
+from lms_events.errors import ConfigError
+from lms_events.secret_files import load_or_create_secret
+from lms_events.settings import Settings
+from lms_events.tokens import SECRET_FILE
+
+PREFIX = "/api/v1"
+REDIS_TIMEOUT_S = 2.0
+
+
+async def _clickhouse(app: web.Application) -> AsyncIterator[None]:
+    store = await open_store(app[SETTINGS])
+    app[STORE] = store
+    yield
+    await store.close()
+
+
+async def _answer_cache(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.redis_url is None:
+        raise ConfigError("REDIS_URL", "the analytics API caches answers in Redis")
+    redis = Redis.from_url(settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+    app[CACHE] = AnswerCache(redis)
+    yield
+    await redis.aclose()
+
+
+def add_api(app: web.Application, settings: Settings, *, store: ClickHouseStore | None = None) -> None:
+    app[SETTINGS] = settings
+    app[JWT_SECRET] = load_or_create_secret(settings.jwt_secret, settings.data_dir, SECRET_FILE)
+    if store is not None:
+        app[STORE] = store
+    else:
+        app.cleanup_ctx.append(_clickhouse)
+    app.cleanup_ctx.append(_answer_cache)
+    app.router.add_get(f"{PREFIX}/dashboard", handlers.get_dashboard)
+    app.router.add_get(f"{PREFIX}/users/{{userId}}/analytics", handlers.get_user_analytics)
+    app.router.add_get(f"{PREFIX}/courses/{{courseId}}/analytics", handlers.get_course_analytics)
+    app.router.add_get(f"{PREFIX}/assessments/{{assessmentId}}/analytics", handlers.get_assessment_analytics)
+    app.router.add_get(f"{PREFIX}/learning-progress", handlers.get_learning_progress)
+    app.router.add_get(f"{PREFIX}/events", handlers.get_events)
