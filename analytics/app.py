@@ -14,6 +14,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from analytics import handlers
+from ingest.handlers import error_middleware
 from analytics.cache import AnswerCache
 from analytics.keys import CACHE, JWT_SECRET, SETTINGS, STORE
 from lms_events.clickhouse import ClickHouseStore, open_store
@@ -57,3 +58,10 @@ def add_api(app: web.Application, settings: Settings, *, store: ClickHouseStore 
     app.router.add_get(f"{PREFIX}/assessments/{{assessmentId}}/analytics", handlers.get_assessment_analytics)
     app.router.add_get(f"{PREFIX}/learning-progress", handlers.get_learning_progress)
     app.router.add_get(f"{PREFIX}/events", handlers.get_events)
+
+
+def create_api_app(settings: Settings) -> web.Application:
+    """The API in a process of its own (`lms-events api`)."""
+    app = web.Application(middlewares=[error_middleware])
+    add_api(app, settings)
+    return app

@@ -3,7 +3,10 @@
     lms-events up        everything in one process, embedding what is not configured
     lms-events gateway   the HTTP gateway alone (needs KAFKA_BOOTSTRAP_SERVERS)
     lms-events worker    the stream app alone (needs KAFKA_BOOTSTRAP_SERVERS)
+    lms-events api       the analytics API alone (needs CLICKHOUSE_URL and REDIS_URL)
     lms-events migrate   apply pending ClickHouse migrations
+    lms-events token --org ORG --role ROLE --sub USER [--departments D1,D2]
+                         mint a read token (development, examples)
     lms-events keys create|list|revoke   manage write keys (works while `up` runs)
     lms-events reference load FILE.jsonl
                          send existing users, courses, enrollments (domain events) to Kafka
@@ -30,6 +33,7 @@ from lms_events.control import control_plane
 from lms_events.errors import LmsEventsError
 from lms_events.logs import configure_logging
 from lms_events.settings import Settings
+from lms_events.tokens import Role
 from streams.backfill import BackfillScope
 
 T = TypeVar("T")
@@ -41,7 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("up", help="run gateway, stream worker and embedded components in one process")
     commands.add_parser("gateway", help="run the HTTP gateway against configured servers")
     commands.add_parser("worker", help="run the stream worker against configured servers")
+    commands.add_parser("api", help="run the analytics API against a ClickHouse server")
     commands.add_parser("migrate", help="apply pending ClickHouse migrations")
+    token = commands.add_parser("token", help="mint a read token (JWT) signed with LMS_EVENTS_JWT_SECRET")
+    token.add_argument("--role", required=True, choices=[str(role) for role in Role])
+    token.add_argument("--sub", required=True, help="the user id the token speaks for")
+    token.add_argument("--org", default=None, help="organization id (a system-admin token may have none)")
+    token.add_argument("--departments", default="", help="comma-separated department ids (teacher-admin)")
 
     keys = commands.add_parser("keys", help="manage write keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="create a write key; the key is printed on the last line")
@@ -116,6 +126,15 @@ def main(argv: list[str] | None = None) -> int:
             runtime.run_gateway(settings)
         elif args.command == "worker":
             _run(runtime.run_worker(settings))
+        elif args.command == "api":
+            runtime.run_api(settings)
+        elif args.command == "token":
+            departments = [d for d in args.departments.split(",") if d]
+            try:
+                print(runtime.mint_token(settings, sub=args.sub, role=args.role, organization_id=args.org, departments=departments))
+            except ValueError as exc:
+                print(f"lms-events: {exc}", file=sys.stderr)
+                return 2
         elif args.command == "migrate":
             applied = _run(runtime.run_migrate(settings))
             print(f"applied migrations: {applied or 'none pending'}")

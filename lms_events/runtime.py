@@ -25,8 +25,9 @@ import structlog
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from analytics.app import add_api, create_api_app
 from ingest.app import create_app
-from lms_events import embedded, write_keys
+from lms_events import embedded, tokens, write_keys
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.errors import ConfigError, StorageError
 from lms_events.instance import (
@@ -38,6 +39,7 @@ from lms_events.instance import (
     write_instance,
 )
 from lms_events.migrations import migrate
+from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
 from lms_events.topics import PIPELINE_TOPICS, STREAM_APP_ID, ensure_topics
 from streams import reference_load
@@ -179,18 +181,26 @@ async def demo_write_key(settings: Settings, store: ClickHouseStore) -> str:
     return plaintext
 
 
-def _banner(pipeline: Pipeline, gateway_url: str, demo_key: str | None) -> str:
+def demo_read_token(settings: Settings) -> str:
+    """A subscriber-admin read token of the demo organization (the README's dashboard example)."""
+    secret = load_or_create_secret(settings.jwt_secret, settings.data_dir, tokens.SECRET_FILE)
+    return tokens.mint(secret, sub="demo-admin", role=tokens.Role.SUBSCRIBER_ADMIN, organization_id=DEMO_ORGANIZATION)
+
+
+def _banner(pipeline: Pipeline, gateway_url: str, demo_key: str | None, demo_token: str | None) -> str:
     settings, store = pipeline.settings, pipeline.store
     clickhouse = f"chDB at {settings.chdb_path.resolve()}" if settings.embedded_clickhouse else "ClickHouse server"
     return "\n".join(
         [
             "lms-events is up",
             f"  gateway     {gateway_url}  (POST /v1/batch, POST /v1/events, GET /health)",
+            f"  api         {gateway_url}/api/v1  (GET /api/v1/dashboard, ...; docs at {gateway_url}/docs)",
             f"  kafka       {settings.kafka_bootstrap_servers}{'  (embedded Tansu)' if pipeline.embedded_kafka else ''}",
             f"  redis       {settings.redis_url}",
             f"  clickhouse  {clickhouse}, database {store.database}",
             f"  data dir    {settings.data_dir.resolve()}",
             *([f"  write key   {demo_key}  (organization {DEMO_ORGANIZATION}, development)"] if demo_key else []),
+            *([f"  read token  {demo_token}  (subscriber-admin of {DEMO_ORGANIZATION}, 24 h)"] if demo_token else []),
             "Ctrl-C or SIGTERM stops it after draining Kafka into ClickHouse.",
         ]
     )
@@ -203,9 +213,12 @@ async def run_up(settings: Settings) -> None:
         settings = pipeline.settings
         # Before the gateway loads its keys, so the printed key works at once.
         demo_key = await demo_write_key(settings, pipeline.store) if settings.environment == "development" else None
+        demo_token = demo_read_token(settings) if settings.environment == "development" else None
         admin_token = new_admin_token()
+        app = create_app(settings, store=pipeline.store, admin_token=admin_token)
+        add_api(app, settings, store=pipeline.store)
         runner = web.AppRunner(
-            create_app(settings, store=pipeline.store, admin_token=admin_token),
+            app,
             shutdown_timeout=GATEWAY_SHUTDOWN_TIMEOUT_S,
             access_log=None,
         )
@@ -220,7 +233,7 @@ async def run_up(settings: Settings) -> None:
             Instance(os.getpid(), gateway_url, settings.kafka_bootstrap_servers, settings.redis_url, admin_token),
         )
         stack.callback(remove_instance, settings.data_dir)
-        print(_banner(pipeline, gateway_url, demo_key), flush=True)
+        print(_banner(pipeline, gateway_url, demo_key, demo_token), flush=True)
         await _start_streams(pipeline, stack)
         log.info("stream_worker_started")
         tune_gc_for_serving()
@@ -272,6 +285,24 @@ def run_gateway(settings: Settings) -> None:
         access_log=None,
         print=lambda line: print(line, file=sys.stderr),
     )
+
+
+def run_api(settings: Settings) -> None:
+    """The analytics API alone, against a ClickHouse server (chDB has one owner: `up` serves it there)."""
+    if settings.clickhouse_url is None:
+        raise ConfigError("CLICKHOUSE_URL", "`lms-events api` reads a ClickHouse server; `lms-events up` serves the API itself")
+    web.run_app(
+        create_api_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        access_log=None,
+        print=lambda line: print(line, file=sys.stderr),
+    )
+
+
+def mint_token(settings: Settings, *, sub: str, role: str, organization_id: str | None, departments: list[str]) -> str:
+    secret = load_or_create_secret(settings.jwt_secret, settings.data_dir, tokens.SECRET_FILE)
+    return tokens.mint(secret, sub=sub, role=role, organization_id=organization_id, departments=departments)
 
 
 async def run_migrate(settings: Settings) -> list[int]:

@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from analytics.app import add_api
 from ingest.app import create_app
 from ingest.keys import KEYRING, STORE
 from lms_events.clickhouse import ClickHouseStore
@@ -109,7 +110,10 @@ class Client:
 async def start_gateway(
     settings: Settings, store: ClickHouseStore | None = None, *, admin_token: str | None = None
 ) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(create_app(settings, store=store, admin_token=admin_token))
+    app = create_app(settings, store=store, admin_token=admin_token)
+    if store is not None:  # as under `lms-events up`: the process owning ClickHouse serves the read side too
+        add_api(app, settings, store=store)
+    runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
