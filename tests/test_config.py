@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from redis import asyncio as aioredis
+
+from ingest.app import create_app
 from lms_events import embedded
 from lms_events.clickhouse import ClickHouseStore
-from lms_events.errors import ConfigError
+from lms_events.errors import ConfigError, EmbeddedStartError
 from lms_events.migrations import applied_versions, discover, migrate
 from lms_events.settings import Settings, env_names
 
@@ -43,6 +46,7 @@ def test_settings_from_env_parses_types() -> None:
         ({"LMS_EVENTS_GATEWAY_PORT": "70000"}, "LMS_EVENTS_GATEWAY_PORT"),
         ({"LMS_EVENTS_KAFKA_PARTITIONS": "0"}, "LMS_EVENTS_KAFKA_PARTITIONS"),
         ({"LMS_EVENTS_LOG_FORMAT": "xml"}, "LMS_EVENTS_LOG_FORMAT"),
+        ({"LMS_EVENTS_EMBEDDED_REDIS_PORT": "70000"}, "LMS_EVENTS_EMBEDDED_REDIS_PORT"),
     ],
 )
 def test_bad_settings_name_the_variable(environ: dict[str, str], variable: str) -> None:
@@ -89,3 +93,41 @@ async def test_valkey_from_the_wheel_starts_and_stops(tmp_path: Path) -> None:
 async def test_configured_redis_is_used_as_is(tmp_path: Path) -> None:
     url, started = await embedded.resolve_redis("redis://example.invalid:6379/0", tmp_path)
     assert url == "redis://example.invalid:6379/0" and started is None
+
+
+def test_a_gateway_without_redis_url_names_the_variable() -> None:
+    # No fallback to 127.0.0.1:6379: that Redis may belong to something else.
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:9092", clickhouse_url="http://clickhouse:8123")
+    with pytest.raises(ConfigError) as info:
+        create_app(settings)
+    assert info.value.variable == "REDIS_URL"
+
+
+async def test_unconfigured_redis_is_our_own_valkey_persisting_in_the_data_dir(tmp_path: Path) -> None:
+    port = embedded.free_port()
+    url, valkey = await embedded.resolve_redis(None, tmp_path, port)
+    assert valkey is not None and url == f"redis://127.0.0.1:{port}/0"
+    client = aioredis.from_url(url)
+    try:
+        assert await client.config_get("bind") == {"bind": "127.0.0.1"}
+        assert await client.config_get("appendfsync") == {"appendfsync": "everysec"}
+        await client.set("kept", "across restarts")
+    finally:
+        await client.aclose()
+    valkey.stop()
+
+    url, valkey = await embedded.resolve_redis(None, tmp_path)  # any free port, same data dir
+    assert valkey is not None
+    client = aioredis.from_url(url)
+    try:
+        assert await client.get("kept") == b"across restarts"
+    finally:
+        await client.aclose()
+        valkey.stop()
+    assert (tmp_path / "valkey").is_dir()
+
+
+async def test_embedded_valkey_refuses_a_port_another_server_answers_on(tmp_path: Path, redis_url: str) -> None:
+    taken = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    with pytest.raises(EmbeddedStartError, match="already in use"):
+        await embedded.resolve_redis(None, tmp_path, taken)

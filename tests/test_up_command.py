@@ -1,4 +1,5 @@
-"""`lms-events up` as a user runs it: serves, drains on SIGTERM, leaves no children behind."""
+"""`lms-events up` as a user runs it: serves, drains on SIGTERM, leaves no children behind,
+keeps its Redis data in its data dir and never touches the machine's Redis."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
+from ingest.consent import consent_key
+from ingest.dedup import dedup_key
 from lms_events import embedded
+from lms_events.instance import INSTANCE_FILE
 from tests.support import new_event, unique_org
 
 START_DEADLINE_S = 90
@@ -31,18 +37,22 @@ def _get_status(url: str) -> int:
         return 0
 
 
-def _post(url: str, payload: object, key: str) -> tuple[int, dict]:
+def _send(method: str, url: str, payload: object, key: str) -> tuple[int, dict]:
     request = urllib.request.Request(
         url,
         data=json.dumps(payload).encode(),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
-        method="POST",
+        method=method,
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def _post(url: str, payload: object, key: str) -> tuple[int, dict]:
+    return _send("POST", url, payload, key)
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
@@ -79,29 +89,60 @@ def _count_events(data_dir: Path, organization_id: str) -> int:
     return int(out.stdout.strip())
 
 
-@pytest.mark.slow
-def test_up_serves_drains_on_sigterm_and_stops_children(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    gateway_port = embedded.free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL")}
+def _up_env(data_dir: Path, gateway_port: int) -> dict[str, str]:
+    """The environment of a user with nothing configured: every server embedded."""
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL", "REDIS_URL")}
     env.update(
         LMS_EVENTS_DATA_DIR=str(data_dir),
         LMS_EVENTS_GATEWAY_PORT=str(gateway_port),
         LMS_EVENTS_EMBEDDED_KAFKA_PORT="0",
         LMS_EVENTS_LOG_FORMAT="json",
     )
-    log_path = tmp_path / "up.log"
+    return env
+
+
+def _start_up(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`lms-events up` in a subprocess, once /health answers 200 and it printed its
+    banner (instance file written); and its gateway URL."""
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "lms_events.cli", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    base = f"http://127.0.0.1:{gateway_port}"
+    base = f"http://127.0.0.1:{env['LMS_EVENTS_GATEWAY_PORT']}"
     try:
         deadline = time.monotonic() + START_DEADLINE_S
-        while _get_status(f"{base}/health") != 200:
+        while _get_status(f"{base}/health") != 200 or "lms-events is up" not in log_path.read_text():
             assert process.poll() is None, log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, "lms-events up did not become healthy\n" + log_path.read_text()[-3000:]
             time.sleep(0.2)
+    except BaseException:
+        _kill(process)
+        raise
+    return process, base
+
+
+def _stop_up(process: subprocess.Popen[bytes], log_path: Path) -> None:
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(STOP_DEADLINE_S) == 0, log_path.read_text()[-3000:]
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def _redis_url_of(data_dir: Path) -> str:
+    return json.loads((data_dir / INSTANCE_FILE).read_text())["redis_url"]
+
+
+@pytest.mark.slow
+def test_up_serves_drains_on_sigterm_and_stops_children(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = _up_env(data_dir, embedded.free_port())
+    log_path = tmp_path / "up.log"
+    process, base = _start_up(env, log_path)
+    try:
         children = _children(process.pid)
         assert children, "up should run the embedded broker as a child process"
 
@@ -127,13 +168,92 @@ def test_up_serves_drains_on_sigterm_and_stops_children(tmp_path: Path) -> None:
         assert status == 401 and "revoked" in body["error"]
 
         # SIGTERM at once: the drain must still land every accepted event.
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(STOP_DEADLINE_S) == 0, log_path.read_text()[-3000:]
+        _stop_up(process, log_path)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _kill(process)
 
     assert not [pid for pid in children if _alive(pid)], "children outlived lms-events up"
     assert _count_events(data_dir, org) == 50
     assert "drained" in log_path.read_text()
+
+
+@pytest.mark.slow
+def test_up_keeps_its_redis_data_in_the_data_dir_across_a_restart(tmp_path: Path) -> None:
+    """Without REDIS_URL, `up` runs its own valkey (127.0.0.1 only, AOF in the data dir):
+    an event id accepted before a restart is a duplicate after it, on any port."""
+    data_dir = tmp_path / "data"
+    env = _up_env(data_dir, embedded.free_port())
+    log_path = tmp_path / "up.log"
+    event = new_event(organization_id="demo-org")
+
+    process, base = _start_up(env, log_path)
+    try:
+        assert "(embedded valkey)" in log_path.read_text()
+        valkey = redis.Redis.from_url(_redis_url_of(data_dir))
+        try:
+            assert valkey.config_get("bind") == {"bind": "127.0.0.1"}
+            assert valkey.config_get("appendonly") == {"appendonly": "yes"}
+        finally:
+            valkey.close()
+        key = (data_dir / "demo_write_key").read_text().strip()
+        status, body = _post(f"{base}/v1/batch", [event], key)
+        assert status == 200 and body["results"][0]["status"] == "accepted", body
+        children = _children(process.pid)
+        _stop_up(process, log_path)
+    finally:
+        _kill(process)
+    assert not [pid for pid in children if _alive(pid)], "valkey or the broker outlived lms-events up"
+    assert (data_dir / "valkey").is_dir()
+
+    # The second run on a configured port: only the data dir carries the claim over
+    # (the gateway's in-process cache of recent ids died with the first run).
+    redis_port = embedded.free_port()
+    log_path = tmp_path / "up-again.log"
+    process, base = _start_up({**env, "LMS_EVENTS_EMBEDDED_REDIS_PORT": str(redis_port)}, log_path)
+    try:
+        assert _redis_url_of(data_dir) == f"redis://127.0.0.1:{redis_port}/0"
+        status, body = _post(f"{base}/v1/batch", [event], key)
+        assert status == 200 and body["results"][0]["status"] == "duplicate", body
+        _stop_up(process, log_path)
+    finally:
+        _kill(process)
+
+
+@pytest.mark.slow
+def test_up_leaves_the_machines_redis_on_6379_untouched(tmp_path: Path) -> None:
+    """A Redis answering on 127.0.0.1:6379 is someone else's: `up` without REDIS_URL
+    writes none of its dedup or consent keys there and leaves what is there alone.
+    Other suites may use that Redis meanwhile, so we look for our own keys, not counts."""
+    if not embedded.port_open(6379):
+        pytest.skip("nothing listens on 127.0.0.1:6379")
+    machine = redis.Redis(host="127.0.0.1", port=6379, db=0, socket_timeout=5)
+    sentinel = f"lms-events-test:sentinel:{uuid.uuid4().hex}"
+    machine.set(sentinel, "untouched", ex=3600)
+    data_dir = tmp_path / "data"
+    log_path = tmp_path / "up.log"
+    events = [new_event(organization_id="demo-org") for _ in range(20)]
+    user = f"usr_{uuid.uuid4().hex[:12]}"
+    try:
+        process, base = _start_up(_up_env(data_dir, embedded.free_port()), log_path)
+        try:
+            key = (data_dir / "demo_write_key").read_text().strip()
+            status, body = _post(f"{base}/v1/batch", events, key)
+            assert status == 200 and body["totals"]["accepted"] == len(events), body
+            status, _ = _send("PUT", f"{base}/v1/consent/{user}", {"age_band": "13_to_17"}, key)
+            assert status == 200
+            ours = [dedup_key("demo-org", e["event_id"]) for e in events] + [consent_key("demo-org", user)]
+            # The probe would see them: they are in up's own valkey ...
+            valkey = redis.Redis.from_url(_redis_url_of(data_dir))
+            try:
+                assert valkey.exists(*ours) == len(ours)
+            finally:
+                valkey.close()
+            _stop_up(process, log_path)
+        finally:
+            _kill(process)
+        # ... and nowhere in the machine's Redis, whose own key is as it was.
+        assert machine.exists(*ours) == 0
+        assert machine.get(sentinel) == b"untouched"
+    finally:
+        machine.delete(sentinel)
+        machine.close()
