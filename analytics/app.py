@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from analytics import handlers
 from ingest.handlers import error_middleware
 from analytics.cache import AnswerCache
+from analytics.invalidation import following
 from analytics.keys import CACHE, JWT_SECRET, SETTINGS, STORE
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.errors import ConfigError
@@ -40,7 +41,11 @@ async def _answer_cache(app: web.Application) -> AsyncIterator[None]:
         raise ConfigError("REDIS_URL", "the analytics API caches answers in Redis")
     redis = Redis.from_url(settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
     app[CACHE] = AnswerCache(redis)
-    yield
+    if settings.kafka_bootstrap_servers is None:
+        yield
+    else:
+        async with following(settings.kafka_bootstrap_servers, redis):
+            yield
     await redis.aclose()
 
 

@@ -84,8 +84,9 @@ class Settings:
     trust_forwarded_for: bool = field(default=False, metadata={"env": "LMS_EVENTS_TRUST_FORWARDED_FOR"})
     # How often the gateway reloads write keys (revocations apply within this).
     keys_refresh_s: float = field(default=2.0, metadata={"env": "LMS_EVENTS_KEYS_REFRESH_S"})
-    # AnalyticsUpdated notifications are coalesced per entity over this window.
-    analytics_window_s: float = field(default=5.0, metadata={"env": "LMS_EVENTS_ANALYTICS_WINDOW_S"})
+    # AnalyticsUpdated notifications are coalesced per entity over this window;
+    # the API drops cached answers on them, so it bounds how stale a cached answer is.
+    analytics_window_s: float = field(default=1.0, metadata={"env": "LMS_EVENTS_ANALYTICS_WINDOW_S"})
 
     # Read side (analytics/). HS256 secret of the read tokens; unset = generated
     # once into the data dir (fine for `up`; set it for a fleet of api processes).
