@@ -115,9 +115,13 @@ def generate(
     rng = random.Random(seed)
     org_ids = organization_ids or [f"org_a{seed}_{n}" for n in range(1, organizations + 1)]
     end = datetime.combine(today, time(0), UTC)
-    builders = [_Organization(rng, org_id, end, students=students, courses=courses, enrollments=enrollments) for org_id in org_ids]
+    builders = [
+        _Organization(rng, org_id, end, students=students, courses=courses, enrollments=enrollments) for org_id in org_ids
+    ]
     # reference entities first, then every fact in time order (organizations interleaved)
-    facts = sorted((fact[:2] + (n,) + fact[2:] for n, builder in enumerate(builders) for fact in builder.facts), key=lambda f: f[:4])
+    facts = sorted(
+        (fact[:2] + (n,) + fact[2:] for n, builder in enumerate(builders) for fact in builder.facts), key=lambda f: f[:4]
+    )
     events = sorted((event for builder in builders for event in builder.events), key=lambda e: (e["timestamp"], e["event_id"]))
     return Dataset(
         organization_ids=list(org_ids),
@@ -182,7 +186,9 @@ class _Organization:
     def uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def fact(self, phase: int, event_type: str, own_time: datetime, time_field: str | None = None, **fields: Any) -> dict[str, Any]:
+    def fact(
+        self, phase: int, event_type: str, own_time: datetime, time_field: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
         """A domain event with an eventId, its own time field and an explicit occurredAt.
 
         occurredAt trails the own time by up to a minute and a half, so a
@@ -203,7 +209,11 @@ class _Organization:
             "user_id": user,
             "session_id": f"sess_{self.rng.getrandbits(48):012x}",
             "organization_id": self.org,
-            "device_info": {"platform": self.rng.choice(("desktop", "mobile", "tablet")), "browser": "chrome", "version": "120.0"},
+            "device_info": {
+                "platform": self.rng.choice(("desktop", "mobile", "tablet")),
+                "browser": "chrome",
+                "version": "120.0",
+            },
             "context": {"page_url": f"/app/{event_type}"},
             "properties": {name: value for name, value in properties.items() if value is not None},
             "privacy_level": "standard",
@@ -216,12 +226,20 @@ class _Organization:
 
     # ---- reference entities -------------------------------------------
     def _users(self, students: int) -> None:
-        staff = [(TEACHERS[0], "teacher", DEPARTMENTS[0]), (TEACHERS[1], "teacher", DEPARTMENTS[1]), (TEACHER_ADMIN, "teacher-admin", DEPARTMENTS[0])]
+        staff = [
+            (TEACHERS[0], "teacher", DEPARTMENTS[0]),
+            (TEACHERS[1], "teacher", DEPARTMENTS[1]),
+            (TEACHER_ADMIN, "teacher-admin", DEPARTMENTS[0]),
+        ]
         for user, role, department in staff:
             self._create_user(user, role, department, self.start - self.rng.randint(30, 200) * DAY)
         for n in range(1, students + 1):
             # about half existed before the window, the others join during it: total_users moves
-            created = self.start - self.rng.randint(1, 120) * DAY if self.rng.random() < 0.55 else self.start + self.rng.randint(0, 300) * DAY
+            created = (
+                self.start - self.rng.randint(1, 120) * DAY
+                if self.rng.random() < 0.55
+                else self.start + self.rng.randint(0, 300) * DAY
+            )
             self._create_user(f"usr_s{n:03d}", "student", self.rng.choice(DEPARTMENTS), self.moment(created, created + DAY))
         for user in self.rng.sample(sorted(u for u in self.created if u.startswith("usr_s")), 3):
             department = self.rng.choice([d for d in DEPARTMENTS if d != self.department[user]])
@@ -237,7 +255,11 @@ class _Organization:
         for n in range(1, count + 1):
             course = f"crs_{n:02d}"
             # two courses appear during the window, so total_courses moves
-            at = self.start - self.rng.randint(10, 100) * DAY if n <= count - 2 else self.start + (90 if n == count - 1 else 240) * DAY
+            at = (
+                self.start - self.rng.randint(10, 100) * DAY
+                if n <= count - 2
+                else self.start + (90 if n == count - 1 else 240) * DAY
+            )
             at = self.moment(at, at + DAY)
             self.course_created[course] = at
             contents = [item for m in range(1, self.rng.randint(2, 5) + 1) for item in self._module_contents(n, m)]
@@ -267,7 +289,14 @@ class _Organization:
 
     def _contents_again(self, course_number: int, module_number: int) -> list[dict[str, Any]]:
         game = f"G-{course_number:02d}{module_number}00"
-        return [{"gameId": game, "stageId": f"{game}-quiz", "moduleId": f"mod_{course_number:02d}_{module_number}", "contentType": "game"}]
+        return [
+            {
+                "gameId": game,
+                "stageId": f"{game}-quiz",
+                "moduleId": f"mod_{course_number:02d}_{module_number}",
+                "contentType": "game",
+            }
+        ]
 
     def _classes(self) -> None:
         early = sorted(self.course_created)[:4]
@@ -276,7 +305,9 @@ class _Organization:
             class_id = f"cls_{n}"
             at = self.course_created[course] + DAY
             department = self.rng.choice(DEPARTMENTS)
-            self.fact(CLASSES, "ClassCreated", at, classId=class_id, courseId=course, departmentId=department, teacherIds=teacher_ids)
+            self.fact(
+                CLASSES, "ClassCreated", at, classId=class_id, courseId=course, departmentId=department, teacherIds=teacher_ids
+            )
             self.class_of_course[course], self.teachers_of_class[class_id] = class_id, teacher_ids
         # the last class changes hands: its first teacher no longer sees its students
         self.fact(CLASSES, "ClassUpdated", self.start - DAY, classId="cls_4", teacherIds=[TEACHERS[1]])
@@ -303,7 +334,16 @@ class _Organization:
             fate = "active"  # too recent to have dropped or finished
         enrollment = _Enrollment(user, course, class_id, at, fate)
         self.enrollments.append(enrollment)
-        self.fact(TIMED, "UserEnrolled", at, "enrolledAt", userId=user, courseId=course, classId=class_id, enrollmentId=f"enr_{user}_{course}")
+        self.fact(
+            TIMED,
+            "UserEnrolled",
+            at,
+            "enrolledAt",
+            userId=user,
+            courseId=course,
+            classId=class_id,
+            enrollmentId=f"enr_{user}_{course}",
+        )
 
     def _progress(self, enrollment: _Enrollment) -> None:
         if enrollment.fate == "not_started":
@@ -328,13 +368,30 @@ class _Organization:
         times = sorted(self.moment(enrollment.first, enrollment.last) for _ in range(done))
         for module, at in zip(modules, times, strict=False):
             score = self.maybe(0.8, self.rng.randint(30, 100))
-            fact = self.fact(TIMED, "ModuleCompleted", at, "completedAt", userId=enrollment.user, courseId=enrollment.course, moduleId=module, score=score)
+            fact = self.fact(
+                TIMED,
+                "ModuleCompleted",
+                at,
+                "completedAt",
+                userId=enrollment.user,
+                courseId=enrollment.course,
+                moduleId=module,
+                score=score,
+            )
             self.module_completions.append(fact)
         if enrollment.fate == "completed":
             at = self.moment(enrollment.last, enrollment.last + 2 * DAY)
             final = self.rng.randint(50, 99) + self.rng.choice((0, 0, 0.5))
             self.completions.append(
-                self.fact(TIMED, "UserCompletedCourse", at, "completedAt", userId=enrollment.user, courseId=enrollment.course, finalScore=final)
+                self.fact(
+                    TIMED,
+                    "UserCompletedCourse",
+                    at,
+                    "completedAt",
+                    userId=enrollment.user,
+                    courseId=enrollment.course,
+                    finalScore=final,
+                )
             )
 
     def _course_event(self, enrollment: _Enrollment, at: datetime) -> None:
@@ -347,7 +404,14 @@ class _Organization:
         rng, game = self.rng, self.rng.choice(self.games[course])
         score, duration = rng.randint(0, 100), rng.randint(5_000, 1_800_000)
         if event_type == "game_stage_complete":
-            return {"game_id": game, "stage_id": f"{game}-quiz", "score": score, "max_score": 100, "passed": score >= 60, "duration_ms": self.maybe(0.75, duration)}
+            return {
+                "game_id": game,
+                "stage_id": f"{game}-quiz",
+                "score": score,
+                "max_score": 100,
+                "passed": score >= 60,
+                "duration_ms": self.maybe(0.75, duration),
+            }
         if event_type in ("game_stage_start", "game_launch"):
             return {"game_id": game, "stage_id": f"{game}-quiz"}
         if event_type == "target_met":
@@ -372,7 +436,16 @@ class _Organization:
             self.fact(TIMED, "AssessmentStarted", started, "startedAt", **common)
             score = self.maybe(0.9, self.rng.randint(10, 100))
             passed = score >= 60 if score is not None else self.rng.random() < 0.5
-            self.fact(TIMED, "AssessmentCompleted", completed, "completedAt", **common, score=score, passed=passed, timeSpent=self.maybe(0.9, spent))
+            self.fact(
+                TIMED,
+                "AssessmentCompleted",
+                completed,
+                "completedAt",
+                **common,
+                score=score,
+                passed=passed,
+                timeSpent=self.maybe(0.9, spent),
+            )
 
     # ---- events outside courses -----------------------------------------
     def _logins(self) -> None:
@@ -400,7 +473,11 @@ class _Organization:
     def _quirks(self) -> None:
         timed = [fact for fact in self.facts if fact[0] == TIMED]
         by_type = lambda name: [fact for fact in timed if fact[3]["eventType"] == name]  # noqa: E731
-        for fact in self.rng.sample(by_type("UserEnrolled"), 2) + self.rng.sample(by_type("AssessmentCompleted"), 2) + self.rng.sample(by_type("ModuleCompleted"), 2):
+        for fact in (
+            self.rng.sample(by_type("UserEnrolled"), 2)
+            + self.rng.sample(by_type("AssessmentCompleted"), 2)
+            + self.rng.sample(by_type("ModuleCompleted"), 2)
+        ):
             self._again(fact)  # a replay: the same eventId
         for fact in (self.rng.choice(by_type("AssessmentCompleted")), self.rng.choice(by_type("UserEnrolled"))):
             del fact[3]["eventId"]  # no eventId: identity is the content
@@ -419,7 +496,9 @@ class _Organization:
         """The same fact again, later, with a new eventId and `changes`: only the earliest may count."""
         earlier = datetime.fromisoformat(payload[time_field])
         at = self.moment(earlier + HOUR, min(earlier + 20 * DAY, self.end - HOUR))
-        fields = {k: v for k, v in payload.items() if k not in ("eventType", "eventId", "organizationId", "occurredAt", time_field)}
+        fields = {
+            k: v for k, v in payload.items() if k not in ("eventType", "eventId", "organizationId", "occurredAt", time_field)
+        }
         self.fact(TIMED, payload["eventType"], at, time_field, **{**fields, **changes})
 
     def _streak(self) -> None:

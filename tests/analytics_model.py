@@ -151,8 +151,8 @@ def index(data: Dataset) -> World:
 def _build(data: Dataset) -> World:
     world: World = {org: Organization() for org in data.organization_ids}
     facts = _unique_facts(data.domain_events)
-    # latest-state attributes are "latest by time"; a stable sort keeps posting order for equal times
-    for position, fact in sorted(enumerate(facts), key=lambda item: (_fact_time(item[1]), item[0])):
+    # latest-state attributes (department, teachers, modules) are the latest by time
+    for fact in sorted(facts, key=_fact_time):  # stable: posting order breaks ties in time
         _apply(world.setdefault(fact["organizationId"], Organization()), fact, _fact_time(fact))
     seen: set[tuple[str, str]] = set()
     for raw in data.events:
@@ -382,7 +382,9 @@ class _View:
             (org_id, event)
             for org_id, org, scope_members in self.orgs()
             for event in org.events
-            if start <= event.timestamp < end and self.event_matches(event) and self.in_population(org, scope_members, event.user_id, cutoff)
+            if start <= event.timestamp < end
+            and self.event_matches(event)
+            and self.in_population(org, scope_members, event.user_id, cutoff)
         ]
 
     def enrollments(self, cutoff: datetime) -> list[tuple[str, str, str]]:
@@ -431,7 +433,9 @@ def _completion_rate(view: _View, cutoff: datetime) -> float:
     enrolled = view.enrollments(cutoff)
     if not enrolled:
         return 0
-    completed = [1 for org_id, user, c in enrolled if (done := view.world[org_id].completions.get((user, c))) and done.at < cutoff]
+    completed = [
+        1 for org_id, user, c in enrolled if (done := view.world[org_id].completions.get((user, c))) and done.at < cutoff
+    ]
     return 100 * len(completed) / len(enrolled)
 
 
@@ -545,14 +549,20 @@ def course_analytics(data: Dataset, scope: Scope, course_id: str) -> dict[str, A
     enrolled = {u: e for (u, c), e in org.enrollments.items() if c == course_id and _sees(scope_members, u)}
     completed = {u: done for (u, c), done in org.completions.items() if c == course_id and _sees(scope_members, u)}
     modules = org.modules.get(course_id, [])
-    module_done = {(u, m): done for (u, c, m), done in org.module_completions.items() if c == course_id and _sees(scope_members, u)}
+    module_done = {
+        (u, m): done for (u, c, m), done in org.module_completions.items() if c == course_id and _sees(scope_members, u)
+    }
     return {
         "courseId": course_id,
         "totalEnrollments": len(enrolled),
         "totalCompletions": len(completed),
         "completionRate": rounded(100 * len(completed) / len(enrolled)) if enrolled else 0,
         "averageScore": rounded(
-            mean(e.score for e in org.events if e.course_id == course_id and e.score is not None and _sees(scope_members, e.user_id))
+            mean(
+                e.score
+                for e in org.events
+                if e.course_id == course_id and e.score is not None and _sees(scope_members, e.user_id)
+            )
         ),
         "averageTimeToComplete": rounded(
             mean((done.at - enrolled[u].enrolled_at) / timedelta(hours=1) for u, done in completed.items() if u in enrolled)
@@ -648,7 +658,9 @@ def learning_progress(
     return [row for row in rows if status is None or row["status"] == status]
 
 
-def _progress(org: Organization, user: str, course: str, enrollment: Enrollment, end: datetime, dropped_after: timedelta) -> dict[str, Any]:
+def _progress(
+    org: Organization, user: str, course: str, enrollment: Enrollment, end: datetime, dropped_after: timedelta
+) -> dict[str, Any]:
     events = [e for e in org.events if e.user_id == user and e.course_id == course and e.timestamp < end]
     modules_done = {m: d.at for (u, c, m), d in org.module_completions.items() if (u, c) == (user, course) and d.at < end}
     completion = org.completions.get((user, course))
