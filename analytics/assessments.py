@@ -16,7 +16,7 @@ async def assessment_analytics(store: ClickHouseStore, scope: Scope, assessment_
     scope.require_organization()
     params = {**scope.params, "assessment": assessment_id}
     known = await store.query(
-        f"""SELECT any(course_id) AS course_id FROM assessment_attempts
+        f"""SELECT argMin(course_id, (completed_at, fact_id)) AS course_id FROM assessment_attempts FINAL
             WHERE {scope.organizations()} AND assessment_id = {{assessment:String}} HAVING count() > 0""",
         params,
     )

@@ -32,8 +32,8 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
         "eventType": row["event_type"],
         "timestamp": iso_z(row["timestamp"]),
         "userId": row["user_id"],
-        "courseId": row["course_id"],
-        "classId": row["class_id"],
+        "courseId": row["course_id"] or None,
+        "classId": row["class_id"] or None,
         "score": None if row["score"] is None else float(row["score"]),
         "durationMs": None if row["duration_ms"] is None else int(row["duration_ms"]),
     }

@@ -1,6 +1,7 @@
 """`GET /api/v1/users/{userId}/analytics`: one learner, all time (METRICS.md, User).
 
-Sources: enrollments, course_completions, learner_activity_daily and
+Sources: learners (a user is known by UserCreated / UserUpdated),
+enrollments, course_completions, learner_activity_daily and
 learner_skills; the caller's scope is part of every query, so a user
 outside it reads as unknown (404).
 """
@@ -32,6 +33,8 @@ async def user_analytics(store: ClickHouseStore, scope: Scope, user_id: str) -> 
     scope.require_organization()
     params = {**scope.params, "user": user_id}
     mine = f"{scope.users()} AND user_id = {{user:String}}"
+    if not await store.query(f"SELECT 1 AS known FROM learners WHERE {mine} LIMIT 1", params):
+        return None
     enrollments = await store.query(
         f"SELECT course_id, min(enrolled_at) AS enrolled_at FROM enrollments WHERE {mine} "
         "GROUP BY course_id ORDER BY enrolled_at, course_id",
@@ -47,9 +50,6 @@ async def user_analytics(store: ClickHouseStore, scope: Scope, user_id: str) -> 
             GROUP BY event_date HAVING events > 0 ORDER BY event_date""",
         params,
     )
-    known = enrollments or days or await store.query(f"SELECT 1 AS known FROM learners WHERE {mine} LIMIT 1", params)
-    if not known:
-        return None
     skills = await store.query(f"SELECT DISTINCT skill FROM learner_skills WHERE {mine} ORDER BY skill", params)
     score_sum = sum(float(day["score_sum"]) for day in days)
     score_count = sum(int(day["score_count"]) for day in days)
