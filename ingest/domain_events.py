@@ -2,9 +2,12 @@
 
 Validated against `schemas/domain_events.schema.json`, each produced as
 one Kafka message to its topic (`x-topic`), keyed by its entity id
-(`x-key`), for the stream app's reference tables. A `UserCreated` that
-carries `consent`, `ageBand` or `parentalConsent` also sets the user's
-consent record.
+(`x-key`), for the stream app's reference tables and domain facts. Each
+is published with an `eventId`: the producer's, else the digest of the
+event as sent (lms_events/domain_identity.py), taken before the gateway
+stamps `organizationId` and `occurredAt`, so a re-posted event is the
+same fact. A `UserCreated` that carries `consent`, `ageBand` or
+`parentalConsent` also sets the user's consent record.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import schemas
 from ingest.consent import ConsentRecord
 from ingest.publish import KafkaMessage
 from ingest.validation import SchemaCheck, Violation
+from lms_events.domain_identity import event_id_as_sent
 from lms_events.write_keys import WriteKey
 
 CONSENT_FIELDS = ("consent", "ageBand", "parentalConsent")
@@ -98,11 +102,14 @@ def decide(events: list[Any], key: WriteKey) -> DomainOutcome:
                 {"index": index, "status": "rejected", "errors": [v.as_json() for v in violations]}
             )
             continue
-        stamped = {**event, "organizationId": key.organization_id}
+        event_id = event_id_as_sent(event)
+        stamped = {**event, "eventId": event_id, "organizationId": key.organization_id}
         stamped.setdefault("occurredAt", datetime.now(UTC).isoformat(timespec="milliseconds"))
         outcome.messages.append(KafkaMessage(kind.topic, str(event[kind.key_field]).encode(), orjson.dumps(stamped)))
         record = _consent_record(event, key.organization_id)
         if record is not None:
             outcome.consent_records.append(record)
-        outcome.results.append({"index": index, "status": "accepted", "event_type": kind.name, "topic": kind.topic})
+        outcome.results.append(
+            {"index": index, "status": "accepted", "event_type": kind.name, "event_id": event_id, "topic": kind.topic}
+        )
     return outcome

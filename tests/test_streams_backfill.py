@@ -56,12 +56,14 @@ async def _stored_with_gaps(store: ClickHouseStore, bootstrap: str, count: int) 
     return org, ids, domain_events
 
 
-async def _load_reference(settings: Settings, store: ClickHouseStore, tmp_path: Path, ids: dict[str, str], domain_events: list[dict[str, Any]]) -> None:
+async def _load_reference(
+    settings: Settings, store: ClickHouseStore, tmp_path: Path, org: str, ids: dict[str, str], domain_events: list[dict[str, Any]]
+) -> None:
     sent = await run_reference_load(settings, _write_jsonl(tmp_path / "reference.jsonl", domain_events))
     assert sent == len(domain_events)
-    await eventually(lambda: reference_entity(store, "enrollment", f"{ids['user']}/course/{ids['course']}"), bool)
-    await eventually(lambda: reference_entity(store, "content", f"stage/{ids['stage']}"), bool)
-    await eventually(lambda: reference_entity(store, "user", ids["user"]), bool)
+    await eventually(lambda: reference_entity(store, org, "enrollment", f"{ids['user']}/course/{ids['course']}"), bool)
+    await eventually(lambda: reference_entity(store, org, "content", f"stage/{ids['stage']}"), bool)
+    await eventually(lambda: reference_entity(store, org, "user", ids["user"]), bool)
 
 
 def _assert_enriched(rows: list[dict[str, Any]], ids: dict[str, str]) -> None:
@@ -76,7 +78,7 @@ async def test_late_reference_data_is_filled_by_backfill(
     stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path
 ) -> None:
     org, ids, domain_events = await _stored_with_gaps(store, bootstrap, 4)
-    await _load_reference(settings, store, tmp_path, ids, domain_events)
+    await _load_reference(settings, store, tmp_path, org, ids, domain_events)
 
     progress = [p async for p in run_backfill(store, BackfillScope(organization_id=org))]
 
@@ -92,7 +94,7 @@ async def test_interrupted_backfill_resumes_after_its_last_batch(
     stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path
 ) -> None:
     org, ids, domain_events = await _stored_with_gaps(store, bootstrap, 5)
-    await _load_reference(settings, store, tmp_path, ids, domain_events)
+    await _load_reference(settings, store, tmp_path, org, ids, domain_events)
     scope = BackfillScope(organization_id=org)
 
     first: list[Progress] = []
@@ -114,7 +116,7 @@ async def test_backfill_runs_inside_the_running_instance_through_the_admin_api(
     stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path
 ) -> None:
     org, ids, domain_events = await _stored_with_gaps(store, bootstrap, 3)
-    await _load_reference(settings, store, tmp_path, ids, domain_events)
+    await _load_reference(settings, store, tmp_path, org, ids, domain_events)
     token = new_admin_token()
     runner, url = await start_gateway(settings, store, admin_token=token)
     try:
