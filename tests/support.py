@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -159,3 +160,9 @@ async def reference_entity(store: ClickHouseStore, organization_id: str, kind: s
         "WHERE organization_id = {org:String} AND kind = {k:String} AND entity_id = {id:String}",
         {"org": organization_id, "k": kind, "id": entity_id},
     )
+
+
+def write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
+    """A JSON-lines file of `events` (a reference file for `lms-events reference load`)."""
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    return path

@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from lms_events.clickhouse import ClickHouseStore
@@ -18,7 +17,17 @@ from lms_events.runtime import run_reference_load
 from lms_events.settings import Settings
 from streams.backfill import BackfillScope, Progress, run_backfill
 from streams.reference_load import ReferenceFileError
-from tests.support import accepted, eventually, new_event, produce_events, reference_entity, rows_for_org, start_gateway, unique_org
+from tests.support import (
+    accepted,
+    eventually,
+    new_event,
+    produce_events,
+    reference_entity,
+    rows_for_org,
+    start_gateway,
+    unique_org,
+    write_jsonl,
+)
 
 COLUMNS = "event_id, course_id, class_id, enrollment_id, department_id, user_role, enrichment_missing, _version"
 
@@ -41,11 +50,6 @@ def _plays(org: str, ids: dict[str, str], count: int) -> list[dict[str, Any]]:
     ]
 
 
-def _write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
-    path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
-    return path
-
-
 async def _stored_with_gaps(store: ClickHouseStore, bootstrap: str, count: int) -> tuple[str, dict[str, str], list[dict[str, Any]]]:
     """Events of a learner nobody told us about yet, stored with their gaps."""
     org = unique_org()
@@ -59,7 +63,7 @@ async def _stored_with_gaps(store: ClickHouseStore, bootstrap: str, count: int) 
 async def _load_reference(
     settings: Settings, store: ClickHouseStore, tmp_path: Path, org: str, ids: dict[str, str], domain_events: list[dict[str, Any]]
 ) -> None:
-    sent = await run_reference_load(settings, _write_jsonl(tmp_path / "reference.jsonl", domain_events))
+    sent = await run_reference_load(settings, write_jsonl(tmp_path / "reference.jsonl", domain_events))
     assert sent == len(domain_events)
     await eventually(lambda: reference_entity(store, org, "enrollment", f"{ids['user']}/course/{ids['course']}"), bool)
     await eventually(lambda: reference_entity(store, org, "content", f"stage/{ids['stage']}"), bool)
@@ -133,7 +137,7 @@ async def test_backfill_runs_inside_the_running_instance_through_the_admin_api(
 async def test_reference_file_with_a_bad_line_loads_nothing(settings: Settings, tmp_path: Path) -> None:
     org = unique_org()
     _, domain_events = _late_story(org)
-    path = _write_jsonl(tmp_path / "bad.jsonl", [domain_events[0], {"eventType": "UserEnrolled", "userId": "u"}])
+    path = write_jsonl(tmp_path / "bad.jsonl", [domain_events[0], {"eventType": "UserEnrolled", "userId": "u"}])
     with pytest.raises(ReferenceFileError) as info:
         await run_reference_load(settings, path)
     assert "line 2" in str(info.value) and "courseId" in str(info.value)
@@ -154,7 +158,7 @@ def test_backfill_command_without_a_running_instance_opens_the_store_itself(tmp_
 
 
 def test_reference_load_command_names_the_bad_line_and_fails(tmp_path: Path) -> None:
-    path = _write_jsonl(tmp_path / "bad.jsonl", [{"eventType": "CourseCreated"}])
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"eventType": "CourseCreated"}])
     failed = _cli(["reference", "load", str(path)], tmp_path / "data")
     assert failed.returncode == 2
     assert "line 1" in failed.stderr and "courseId" in failed.stderr

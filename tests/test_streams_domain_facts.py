@@ -18,7 +18,7 @@ from lms_events.runtime import run_reference_load
 from lms_events.settings import Settings
 from lms_events.topics import USER_EVENTS
 from streams.reference_load import ReferenceFileError
-from tests.support import Client, eventually, produce, reference_entity, unique_org
+from tests.support import Client, eventually, produce, reference_entity, unique_org, write_jsonl
 
 FACT_COLUMNS = (
     "event_type, fact_id, toUnixTimestamp64Milli(occurred_at) AS occurred_ms, user_id, course_id, class_id, module_id, "
@@ -178,18 +178,13 @@ async def test_bad_event_id_is_rejected_naming_field_and_rule(client: Client, ev
     assert (error["field"], error["rule"]) == ("eventId", rule)
 
 
-def _write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
-    path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
-    return path
-
-
 async def test_reference_load_takes_classes_and_loading_twice_stores_each_fact_once(
     stream_app: Any, store: ClickHouseStore, settings: Settings, tmp_path: Path
 ) -> None:
     org, ids = unique_org(), _ids()
     klass = {"eventType": "ClassCreated", "organizationId": org, "classId": ids["class"], "courseId": ids["course"],
              "teacherIds": [ids["teacher"]]}
-    path = _write_jsonl(tmp_path / "classes.jsonl", [klass])
+    path = write_jsonl(tmp_path / "classes.jsonl", [klass])
     assert await run_reference_load(settings, path) == 1
     [entity] = await eventually(lambda: reference_entity(store, org, "class", ids["class"]), bool)
     assert orjson.loads(entity["attributes"])["teacher_ids"] == [ids["teacher"]]
@@ -198,14 +193,14 @@ async def test_reference_load_takes_classes_and_loading_twice_stores_each_fact_o
     # Loaded again, then a marker on the same topic partition (same class key) to know it was read.
     assert await run_reference_load(settings, path) == 1
     marker = {"eventType": "ClassUpdated", "organizationId": org, "classId": ids["class"], "title": "marker"}
-    assert await run_reference_load(settings, _write_jsonl(tmp_path / "marker.jsonl", [marker])) == 1
+    assert await run_reference_load(settings, write_jsonl(tmp_path / "marker.jsonl", [marker])) == 1
     await eventually(lambda: _facts(store, org, "event_type = 'ClassUpdated'"), lambda rows: len(rows) == 1)
     [created] = await _facts(store, org, "event_type = 'ClassCreated'")
     assert created["fact_id"] == _digest(klass)
 
 
 async def test_reference_file_lines_must_name_their_organization(settings: Settings, tmp_path: Path) -> None:
-    path = _write_jsonl(tmp_path / "no_org.jsonl", [{"eventType": "ClassCreated", "classId": "c1"}])
+    path = write_jsonl(tmp_path / "no_org.jsonl", [{"eventType": "ClassCreated", "classId": "c1"}])
     with pytest.raises(ReferenceFileError) as info:
         await run_reference_load(settings, path)
     assert "line 1" in str(info.value) and "organizationId" in str(info.value)
