@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 import schemas
+from ingest import timestamps
 from ingest.consent import ConsentRecord
 from ingest.publish import KafkaMessage
 from ingest.validation import SchemaCheck, Violation
@@ -35,6 +36,8 @@ class DomainEventType:
     topic: str
     key_field: str
     check: SchemaCheck
+    # date-time fields: the schema admits a leap second, which no stored time can hold
+    time_fields: tuple[str, ...]
 
 
 @cache
@@ -46,6 +49,7 @@ def domain_event_types() -> dict[str, DomainEventType]:
             spec["x-topic"],
             spec["x-key"],
             SchemaCheck({"$schema": document["$schema"], "$defs": document["$defs"], "$ref": f"#/$defs/{name}"}),
+            tuple(field for field, rule in spec["properties"].items() if rule.get("format") == "date-time"),
         )
         for name, spec in document["$defs"].items()
         if "x-topic" in spec
@@ -74,6 +78,12 @@ def _violations(event: Any, key: WriteKey) -> tuple[DomainEventType | None, list
         known = ", ".join(sorted(domain_event_types()))
         return None, [Violation("eventType", "enum", f"unknown domain event {event.get('eventType')!r}; one of {known}")]
     violations = kind.check.violations(event)
+    if not violations:  # the schema holds, so the time fields are date-time strings
+        violations = [
+            Violation(field, "format", f"{event[field]!r} is not a time that can be stored")
+            for field in kind.time_fields
+            if field in event and timestamps.parse(event[field]) is None
+        ]
     organization_id = event.get("organizationId")
     if organization_id and organization_id != key.organization_id:
         violations.append(Violation("organizationId", "organization", "the write key belongs to another organization"))

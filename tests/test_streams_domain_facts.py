@@ -178,6 +178,15 @@ async def test_bad_event_id_is_rejected_naming_field_and_rule(client: Client, ev
     assert (error["field"], error["rule"]) == ("eventId", rule)
 
 
+async def test_a_leap_second_is_rejected_naming_the_field(client: Client) -> None:
+    """RFC 3339 admits 23:59:60, which no stored time can hold: refused here, not lost later."""
+    event = {"eventType": "UserCompletedCourse", "userId": "u1", "courseId": "c1", "completedAt": "2016-12-31T23:59:60Z"}
+    status, body = await client.post("/v1/domain-events", event)
+    assert status == 200 and body["totals"] == {"accepted": 0, "rejected": 1}
+    [error] = body["results"][0]["errors"]
+    assert (error["field"], error["rule"]) == ("completedAt", "format")
+
+
 async def test_reference_load_takes_classes_and_loading_twice_stores_each_fact_once(
     stream_app: Any, store: ClickHouseStore, settings: Settings, tmp_path: Path
 ) -> None:

@@ -210,6 +210,11 @@ async def test_poison_domain_event_is_rejected_and_agent_keeps_going(
             (USER_EVENTS, b"k", f"not json {marker}".encode()),
             (USER_EVENTS, b"k", orjson.dumps({"eventType": "UserTeleported", "userId": "u", "marker": marker})),
             (USER_EVENTS, b"k", orjson.dumps({"eventType": "UserEnrolled", "userId": "u", "marker": marker})),
+            # Reference data and facts are per organization: a producer writing directly must name it.
+            (USER_EVENTS, b"k", orjson.dumps({"eventType": "UserCreated", "userId": "u", "marker": marker})),
+            # A valid date-time (RFC 3339 leap second) that no column can hold.
+            (USER_EVENTS, b"k", orjson.dumps({"eventType": "UserCompletedCourse", "organizationId": org, "userId": "u",
+                                              "courseId": "c", "completedAt": "2016-12-31T23:59:60Z", "marker": marker})),
         ],
     )
     await produce_domain_events(bootstrap, _enrollment_story(org, ids)[:1])
@@ -219,11 +224,12 @@ async def test_poison_domain_event_is_rejected_and_agent_keeps_going(
         lambda: store.query(
             "SELECT rules, reasons, source FROM rejected_events FINAL WHERE raw LIKE {m:String}", {"m": f"%{marker}%"}
         ),
-        lambda rows: len(rows) == 3,
+        lambda rows: len(rows) == 5,
     )
     assert {tuple(r["rules"]) for r in rejected} == {("domain_event",)}
     reasons = " ".join(r["reasons"] for r in rejected)
     assert "not JSON" in reasons and "UserTeleported" in reasons and "courseId" in reasons
+    assert "organizationId: required" in reasons and "completedAt" in reasons
 
 
 async def test_organizations_sharing_user_and_game_ids_each_get_their_own_reference_data(
