@@ -2,9 +2,12 @@
 
 Validated against `schemas/domain_events.schema.json`, each produced as
 one Kafka message to its topic (`x-topic`), keyed by its entity id
-(`x-key`), for the stream app's reference tables. A `UserCreated` that
-carries `consent`, `ageBand` or `parentalConsent` also sets the user's
-consent record.
+(`x-key`), for the stream app's reference tables and domain facts. Each
+is published with an `eventId`: the producer's, else the digest of the
+event as sent (lms_events/domain_identity.py), taken before the gateway
+stamps `organizationId` and `occurredAt`, so a re-posted event is the
+same fact. A `UserCreated` that carries `consent`, `ageBand` or
+`parentalConsent` also sets the user's consent record.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import Any
 import orjson
 
 import schemas
+from ingest import timestamps
 from ingest.consent import ConsentRecord
 from ingest.publish import KafkaMessage
 from ingest.validation import SchemaCheck, Violation
+from lms_events.domain_identity import event_id_as_sent
 from lms_events.write_keys import WriteKey
 
 CONSENT_FIELDS = ("consent", "ageBand", "parentalConsent")
@@ -31,6 +36,8 @@ class DomainEventType:
     topic: str
     key_field: str
     check: SchemaCheck
+    # date-time fields: the schema admits a leap second, which no stored time can hold
+    time_fields: tuple[str, ...]
 
 
 @cache
@@ -42,6 +49,7 @@ def domain_event_types() -> dict[str, DomainEventType]:
             spec["x-topic"],
             spec["x-key"],
             SchemaCheck({"$schema": document["$schema"], "$defs": document["$defs"], "$ref": f"#/$defs/{name}"}),
+            tuple(field for field, rule in spec["properties"].items() if rule.get("format") == "date-time"),
         )
         for name, spec in document["$defs"].items()
         if "x-topic" in spec
@@ -70,6 +78,12 @@ def _violations(event: Any, key: WriteKey) -> tuple[DomainEventType | None, list
         known = ", ".join(sorted(domain_event_types()))
         return None, [Violation("eventType", "enum", f"unknown domain event {event.get('eventType')!r}; one of {known}")]
     violations = kind.check.violations(event)
+    if not violations:  # the schema holds, so the time fields are date-time strings
+        violations = [
+            Violation(field, "format", f"{event[field]!r} is not a time that can be stored")
+            for field in kind.time_fields
+            if field in event and timestamps.parse(event[field]) is None
+        ]
     organization_id = event.get("organizationId")
     if organization_id and organization_id != key.organization_id:
         violations.append(Violation("organizationId", "organization", "the write key belongs to another organization"))
@@ -98,11 +112,14 @@ def decide(events: list[Any], key: WriteKey) -> DomainOutcome:
                 {"index": index, "status": "rejected", "errors": [v.as_json() for v in violations]}
             )
             continue
-        stamped = {**event, "organizationId": key.organization_id}
+        event_id = event_id_as_sent(event)
+        stamped = {**event, "eventId": event_id, "organizationId": key.organization_id}
         stamped.setdefault("occurredAt", datetime.now(UTC).isoformat(timespec="milliseconds"))
         outcome.messages.append(KafkaMessage(kind.topic, str(event[kind.key_field]).encode(), orjson.dumps(stamped)))
         record = _consent_record(event, key.organization_id)
         if record is not None:
             outcome.consent_records.append(record)
-        outcome.results.append({"index": index, "status": "accepted", "event_type": kind.name, "topic": kind.topic})
+        outcome.results.append(
+            {"index": index, "status": "accepted", "event_type": kind.name, "event_id": event_id, "topic": kind.topic}
+        )
     return outcome

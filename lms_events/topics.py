@@ -8,7 +8,7 @@ with their reasons (`{"rejected": [...]}`), the bad-rows destination.
 Domain events (`user.events`, `course.events`, `assessment.events`) carry
 one domain event each (camelCase, `eventType` discriminator, see
 `schemas/domain_events.schema.json`), keyed by the entity id; the stream
-app builds its reference tables from them. The stream app publishes to
+app builds its reference tables and domain facts from them. The stream app publishes to
 `alerts` (error events) and `analytics.events` (AnalyticsUpdated) and
 consumes neither.
 """

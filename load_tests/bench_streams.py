@@ -58,9 +58,8 @@ from lms_events.settings import Settings
 from lms_events.topics import RAW_EVENTS, ensure_topics
 from lms_events.runtime import tune_gc_for_serving
 from streams.app import create_stream_app
-from streams.reference import merge, topic_and_key, updates_from
-from streams.reference_store import Entity, entity_rows
-from streams.route import REFERENCE_TABLE
+from streams.reference import EntityId, merge, topic_and_key, updates_from
+from streams.reference_store import REFERENCE_TABLE, entity_rows
 from streams.sink import TableSink, load_version
 
 USERS = 2_000
@@ -118,7 +117,7 @@ async def _count(store: ClickHouseStore, org: str) -> int:
 
 async def _reference_count(store: ClickHouseStore, org: str) -> int:
     rows = await store.query(
-        "SELECT count() AS n FROM reference_entities FINAL WHERE organization_id = {o:String} AND kind IN ('user', 'course')",
+        f"SELECT count() AS n FROM {REFERENCE_TABLE} FINAL WHERE organization_id = {{o:String}} AND kind IN ('user', 'course')",
         {"o": org},
     )
     return int(rows[0]["n"])
@@ -150,11 +149,10 @@ async def _wait_for(store: ClickHouseStore, org: str, expected: int, poll_s: flo
 async def _store_reference(store: ClickHouseStore, org: str) -> None:
     """Reference data as a previous run left it in ClickHouse: the worker loads it at start,
     so the measured backlog is enrichment, not reference building."""
-    entities: dict[Entity, dict[str, Any]] = {}
+    entities: dict[EntityId, dict[str, Any]] = {}
     for event in _reference(org):
         for update in updates_from(event):
-            entity = (update.kind, update.key)
-            entities[entity] = merge(entities.get(entity), update)
+            entities[update.entity] = merge(entities.get(update.entity), update)
     sink = await TableSink.for_table(store, REFERENCE_TABLE)
     await sink.write(entity_rows(entities, load_version()), token=f"bench-reference-{org}")
 

@@ -6,7 +6,8 @@
 -- Identity: `fact_id` is the event's `eventId` when the producer sent one,
 -- else a digest of its canonical content as the producer sent it (before
 -- the gateway stamps organizationId / occurredAt), computed by
--- streams/facts.py; so a replayed or re-posted fact is the same row.
+-- lms_events/domain_identity.py (the gateway publishes it as eventId);
+-- so a replayed or re-posted fact is the same row. Rows: streams/facts.py.
 --
 -- Queries it serves: the read-model views below it (insert-triggered, one
 -- family each), analyst SQL and per-user export. ORDER BY (organization,

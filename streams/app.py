@@ -2,8 +2,9 @@
 
 Reads top-down like the flow: app, topics, tables, agents, timers.
 - `build_reference` turns domain events (user/course/assessment topics)
-  into reference entities: ClickHouse `reference_entities` first (the
-  durable copy), then the Faust tables enrichment reads.
+  into reference entities and facts: ClickHouse first (the entities'
+  durable copy and `domain_facts`, one row per domain event), then the
+  Faust tables enrichment reads.
 - `load_events` enriches each event of `events.raw` from those tables,
   routes it by category to `events`, `perf_events` or `bi_events` (errors
   also to Kafka `alerts`) and loads each table with one insert per
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -40,12 +42,12 @@ from lms_events.topics import (
     REJECTED_EVENTS,
     STREAM_APP_ID,
 )
-from streams import reference, reference_store, rows
+from streams import facts, reference, reference_store, rows
 from streams.analytics import AnalyticsCoalescer
 from streams.event_batch import EventBatch
 from streams.intake_records import register_intake_loaders
 from streams.reference_tables import ReferenceTables
-from streams.route import REFERENCE_TABLE, REJECTED_TABLE, rows_by_table
+from streams.route import REJECTED_TABLE, rows_by_table
 from streams.sink import Sinks, batch_token, load_version, micro_batches
 
 log = structlog.get_logger(__name__)
@@ -123,21 +125,29 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
     @app.agent(domain_events)
     async def build_reference(stream: faust.StreamT) -> None:
         async for batch in micro_batches(stream, settings):
-            merged: dict[reference_store.Entity, dict[str, Any]] = {}
+            version = load_version()
+            merged: dict[reference.EntityId, dict[str, Any]] = {}
+            fact_rows: list[dict[str, Any]] = []
             poison: list[dict[str, Any]] = []
             for message in batch:
                 try:
-                    updates = reference.updates_from(reference.decode(message.value))
+                    event = reference.decode(message.value)
+                    published_at = datetime.fromtimestamp(message.message.timestamp, UTC)
+                    fact = facts.fact_row(event, message.value, published_at, version)
+                    updates = reference.updates_from(event)
                 except reference.PoisonDomainEvent as exc:
                     log.warning("poison_message", topic=message.message.topic, offset=message.message.offset, error=str(exc))
                     poison.append(rows.poison_record(message.message, f"cannot load domain event: {exc}", "domain_event"))
                     continue
+                fact_rows.append(fact)
                 for update in updates:
-                    entity = (update.kind, update.key)
-                    current = merged.get(entity) or reference_tables.get(*entity)
-                    merged[entity] = reference.merge(current, update)
-            sink = await sinks.for_table(REFERENCE_TABLE)
-            await sink.write(reference_store.entity_rows(merged, load_version()), token=batch_token(batch))
+                    current = merged.get(update.entity) or reference_tables.get(*update.entity)
+                    merged[update.entity] = reference.merge(current, update)
+            token = batch_token(batch)
+            entity_sink = await sinks.for_table(reference_store.REFERENCE_TABLE)
+            await entity_sink.write(reference_store.entity_rows(merged, version), token=token)
+            fact_sink = await sinks.for_table(facts.FACTS_TABLE)
+            await fact_sink.write(fact_rows, token=token)
             reference_tables.apply(merged)
             await send_to_bad_rows(poison)
 

@@ -32,7 +32,7 @@ from lms_events.errors import StorageError
 from streams import reference_store
 from streams.enrich import Enricher
 from streams.event_batch import EventBatch
-from streams.reference import Kind
+from streams.reference import EntityId, Kind
 from streams.route import EVENTS_TABLE
 from streams.sink import TableSink, load_version
 
@@ -151,13 +151,13 @@ def _stored_event(row: Mapping[str, Any]) -> dict[str, Any]:
 class _RecordingLookup(reference_store.EntityMap):
     """An EntityMap that notes every entity enrichment asks for."""
 
-    def __init__(self, entities: dict[reference_store.Entity, dict[str, Any]]) -> None:
+    def __init__(self, entities: dict[EntityId, dict[str, Any]]) -> None:
         super().__init__(entities)
-        self.asked: set[reference_store.Entity] = set()
+        self.asked: set[EntityId] = set()
 
-    def get(self, kind: Kind, key: str) -> Mapping[str, Any] | None:
-        self.asked.add((kind, key))
-        return super().get(kind, key)
+    def get(self, kind: Kind, organization_id: str, key: str) -> Mapping[str, Any] | None:
+        self.asked.add(EntityId(kind, organization_id, key))
+        return super().get(kind, organization_id, key)
 
 
 async def _references_for(store: ClickHouseStore, events: list[dict[str, Any]]) -> reference_store.EntityMap:
@@ -168,7 +168,7 @@ async def _references_for(store: ClickHouseStore, events: list[dict[str, Any]]) 
     leads to the enrollment in that course).
     """
     lookup = _RecordingLookup({})
-    loaded: set[reference_store.Entity] = set()
+    loaded: set[EntityId] = set()
     for _ in range(MAX_LOOKUP_ROUNDS):
         Enricher(lookup).columns(events)
         wanted = lookup.asked - loaded

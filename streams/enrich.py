@@ -6,10 +6,10 @@ in the reference data fill the gaps. A reference that is needed but not
 known yet leaves its fields empty and is named in `enrichment_missing`,
 which `lms-events backfill` selects on once the reference data arrived.
 
-Lookups are scoped by tenant: a reference entity of another organization
-is treated as unknown, so a colliding id never leaks data across tenants.
-The same function serves the stream (Faust tables) and backfill
-(ClickHouse), so both enrich alike.
+Lookups are scoped by tenant: reference entities are keyed by
+(organization, id), so an event sees only its own organization's and a
+colliding id never leaks data across tenants. The same function serves
+the stream (Faust tables) and backfill (ClickHouse), so both enrich alike.
 
 The period markers of the seed (event_date, ISO 8601 event_week such as
 `2026-W03`, event_month) are derived by ClickHouse from the timestamp (the
@@ -75,14 +75,6 @@ def _default_content_type(event_type: str) -> str:
     return GROUP_CONTENT_TYPES.get(taxonomy_entry(event_type).get("group", ""), "")
 
 
-def _entity(lookup: ReferenceLookup, kind: Kind, key: str, organization_id: str) -> Mapping[str, Any] | None:
-    """The entity, if it belongs to the event's organization."""
-    entity = lookup.get(kind, key)
-    if entity is None or entity.get("organization_id", organization_id) != organization_id:
-        return None
-    return entity
-
-
 def _content(
     properties: Mapping[str, Any], context: Mapping[str, Any], lookup: ReferenceLookup, organization_id: str
 ) -> tuple[Mapping[str, Any] | None, bool]:
@@ -92,7 +84,7 @@ def _content(
         content_id = properties.get(field) or context.get(field)
         if content_id:
             named = True
-            entity = _entity(lookup, Kind.CONTENT, content_key(id_kind, str(content_id)), organization_id)
+            entity = lookup.get(Kind.CONTENT, organization_id, content_key(id_kind, str(content_id)))
             if entity is not None:
                 return entity, True
     return None, named
@@ -116,7 +108,7 @@ def reference_fields(event: Mapping[str, Any], lookup: ReferenceLookup) -> Refer
     missing: list[str] = []
     user_id = event.get("user_id") or ""
 
-    user = _entity(lookup, Kind.USER, user_id, organization_id) if user_id else None
+    user = lookup.get(Kind.USER, organization_id, user_id) if user_id else None
     if user is None:
         user = _NOTHING
         if user_id:
@@ -132,8 +124,8 @@ def reference_fields(event: Mapping[str, Any], lookup: ReferenceLookup) -> Refer
     enrollment_id = _sent(properties, context, "enrollment_id") or ""
     if user_id and (course_id or class_id) and not (class_id and enrollment_id):
         enrollment = (
-            _entity(lookup, Kind.ENROLLMENT, enrollment_by_course(user_id, course_id), organization_id) if course_id else None
-        ) or (_entity(lookup, Kind.ENROLLMENT, enrollment_by_class(user_id, class_id), organization_id) if class_id else None)
+            lookup.get(Kind.ENROLLMENT, organization_id, enrollment_by_course(user_id, course_id)) if course_id else None
+        ) or (lookup.get(Kind.ENROLLMENT, organization_id, enrollment_by_class(user_id, class_id)) if class_id else None)
         if enrollment is None:
             missing.append(Kind.ENROLLMENT)
         else:

@@ -7,13 +7,21 @@ A domain event (camelCase, `eventType` discriminator, see
 replaying an event is harmless and partial events (UserUpdated,
 CoursePublished) only change what they carry.
 
-Entities and their keys:
-- user:       user id -> organization, department, role, age band, consent
+Every entity belongs to one organization and is identified by
+(kind, organization, key) (`EntityId`): organizations share id spaces (a
+game registry, user ids of one platform), so one organization's entity
+must never replace or answer for another's. A domain event without
+`organizationId` therefore has no entity to update and is refused.
+
+Entities and their keys within an organization:
+- user:       user id -> department, role, age band, consent
 - content:    `content/<id>`, `game/<id>`, `stage/<id>`, `assessment/<id>`
               -> course, module, content type
 - enrollment: `<user>/course/<course>` and `<user>/class/<class>`
               -> class, enrollment, course
-- course:     course id -> title, category, published, organization
+- course:     course id -> title, category, published
+- class:      class id -> course, department, teacher ids
+Each also carries its `organization_id`.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import jsonschema_rs
 import orjson
@@ -37,10 +45,17 @@ class Kind(StrEnum):
     CONTENT = "content"
     ENROLLMENT = "enrollment"
     COURSE = "course"
+    CLASS = "class"
 
 
 class PoisonDomainEvent(ValueError):
     """A domain-event message that cannot be understood (not JSON, unknown type, invalid)."""
+
+
+class EntityId(NamedTuple):
+    kind: Kind
+    organization_id: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -50,11 +65,15 @@ class ReferenceUpdate:
     organization_id: str
     attributes: dict[str, Any]
 
+    @property
+    def entity(self) -> EntityId:
+        return EntityId(self.kind, self.organization_id, self.key)
+
 
 class ReferenceLookup(Protocol):
     """Read access to reference entities: Faust tables in the stream, ClickHouse in backfill."""
 
-    def get(self, kind: Kind, key: str) -> Mapping[str, Any] | None: ...
+    def get(self, kind: Kind, organization_id: str, key: str) -> Mapping[str, Any] | None: ...
 
 
 def content_key(id_kind: str, value: str) -> str:
@@ -72,8 +91,7 @@ def enrollment_by_class(user_id: str, class_id: str) -> str:
 def merge(current: Mapping[str, Any] | None, update: ReferenceUpdate) -> dict[str, Any]:
     merged = dict(current or {})
     merged.update(update.attributes)
-    if update.organization_id:
-        merged["organization_id"] = update.organization_id
+    merged["organization_id"] = update.organization_id
     return merged
 
 
@@ -81,7 +99,8 @@ def merge(current: Mapping[str, Any] | None, update: ReferenceUpdate) -> dict[st
 def _validators() -> dict[str, Any]:
     definitions = schemas.load(DOMAIN_SCHEMA)["$defs"]
     return {
-        name: jsonschema_rs.validator_for({**definition, "$defs": definitions})
+        # Formats too, as the gateway does: a fact's time must be a time.
+        name: jsonschema_rs.validator_for({**definition, "$defs": definitions}, validate_formats=True)
         for name, definition in definitions.items()
         if "x-topic" in definition
     }
@@ -101,6 +120,9 @@ def validate(event: Any) -> dict[str, Any]:
     if validator is None:
         raise PoisonDomainEvent(f"unknown eventType {event.get('eventType')!r}")
     errors = [f"{'/'.join(map(str, e.instance_path)) or '(event)'}: {e.message}" for e in validator.iter_errors(event)]
+    if not event.get("organizationId"):
+        # The gateway stamps it; producers writing to the topics directly must send it.
+        errors.append("organizationId: required (reference data and facts are kept per organization)")
     if errors:
         raise PoisonDomainEvent("; ".join(errors[:5]))
     return event
@@ -129,7 +151,7 @@ def _content_updates(event: Mapping[str, Any], organization_id: str) -> Iterable
 def updates_from(event: Mapping[str, Any]) -> list[ReferenceUpdate]:
     """The reference updates a valid domain event implies (none for pure activity events)."""
     event_type = event["eventType"]
-    organization_id = event.get("organizationId") or ""
+    organization_id = event["organizationId"]
     if event_type in ("UserCreated", "UserUpdated"):
         attributes = _present(
             department_id=event.get("departmentId"),
@@ -152,6 +174,11 @@ def updates_from(event: Mapping[str, Any]) -> list[ReferenceUpdate]:
         return [ReferenceUpdate(Kind.COURSE, event["courseId"], organization_id, {"published": True})]
     if event_type == "CourseContentsUpdated":
         return list(_content_updates(event, organization_id))
+    if event_type in ("ClassCreated", "ClassUpdated"):
+        attributes = _present(
+            course_id=event.get("courseId"), department_id=event.get("departmentId"), teacher_ids=event.get("teacherIds")
+        )
+        return [ReferenceUpdate(Kind.CLASS, event["classId"], organization_id, attributes)]
     if event_type in ("AssessmentStarted", "AssessmentCompleted"):
         attributes = {"course_id": event["courseId"], "content_type": "quiz"}
         return [ReferenceUpdate(Kind.CONTENT, content_key("assessment", event["assessmentId"]), organization_id, attributes)]

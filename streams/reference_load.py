@@ -4,8 +4,12 @@ For installations that start with existing users and courses. Each line is
 one domain event as the platform would publish it (see
 `schemas/domain_events.schema.json`); it goes to its topic keyed by its
 entity id, exactly like a live domain event, so the reference agent builds
-the same tables from both. The whole file is checked before anything is
-sent: a file with a bad line loads nothing.
+the same tables and facts from both. A line without `eventId` gets the
+digest of the line as written (lms_events/domain_identity.py), as the
+gateway does, so loading a file twice stores each fact once. Each line
+must name its `organizationId` (there is no write key to take it from).
+The whole file is checked before anything is sent: a file with a bad line
+loads nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from lms_events.domain_identity import event_id_as_sent
 from lms_events.errors import BrokerUnavailable, LmsEventsError
 from streams.reference import PoisonDomainEvent, topic_and_key, validate
 
@@ -56,7 +61,8 @@ def read_reference_file(path: Path) -> list[DomainMessage]:
                 errors.append(f"line {number}: {exc}")
                 continue
             topic, key = topic_and_key(event)
-            messages.append(DomainMessage(topic, key.encode(), orjson.dumps(event)))
+            identified = {**event, "eventId": event_id_as_sent(event)}
+            messages.append(DomainMessage(topic, key.encode(), orjson.dumps(identified)))
     if errors:
         raise ReferenceFileError(path, errors)
     return messages

@@ -1,4 +1,4 @@
-"""The durable copy of the reference data in ClickHouse (`reference_entities`).
+"""The durable copy of the reference data in ClickHouse (`reference_entities_by_organization`).
 
 The stream app writes every reference update here before it updates its
 Faust tables, so this copy is never older than the tables' changelog; it
@@ -15,46 +15,49 @@ from typing import Any
 import orjson
 
 from lms_events.clickhouse import ClickHouseStore
-from streams.reference import Kind
+from streams.reference import EntityId, Kind
 
-Entity = tuple[Kind, str]
+REFERENCE_TABLE = "reference_entities_by_organization"
 
 
-def entity_rows(entities: Mapping[Entity, Mapping[str, Any]], version: int) -> list[dict[str, Any]]:
-    """`reference_entities` rows of merged entities."""
+def entity_rows(entities: Mapping[EntityId, Mapping[str, Any]], version: int) -> list[dict[str, Any]]:
+    """`reference_entities_by_organization` rows of merged entities."""
     return [
         {
-            "kind": str(kind),
-            "entity_id": key,
-            "organization_id": attributes.get("organization_id") or "",
+            "organization_id": entity.organization_id,
+            "kind": str(entity.kind),
+            "entity_id": entity.key,
             "attributes": orjson.dumps(attributes).decode(),
             "_version": version,
         }
-        for (kind, key), attributes in entities.items()
+        for entity, attributes in entities.items()
     ]
 
 
-def _entities(rows: Iterable[Mapping[str, Any]]) -> dict[Entity, dict[str, Any]]:
-    return {(Kind(row["kind"]), row["entity_id"]): orjson.loads(row["attributes"]) for row in rows}
+def _entities(rows: Iterable[Mapping[str, Any]]) -> dict[EntityId, dict[str, Any]]:
+    return {
+        EntityId(Kind(row["kind"]), row["organization_id"], row["entity_id"]): orjson.loads(row["attributes"]) for row in rows
+    }
 
 
-async def load_all(store: ClickHouseStore) -> dict[Entity, dict[str, Any]]:
-    rows = await store.query("SELECT kind, entity_id, attributes FROM reference_entities FINAL")
+async def load_all(store: ClickHouseStore) -> dict[EntityId, dict[str, Any]]:
+    rows = await store.query(f"SELECT organization_id, kind, entity_id, attributes FROM {REFERENCE_TABLE} FINAL")
     return _entities(rows)
 
 
-async def load_entities(store: ClickHouseStore, wanted: Iterable[Entity]) -> dict[Entity, dict[str, Any]]:
+async def load_entities(store: ClickHouseStore, wanted: Iterable[EntityId]) -> dict[EntityId, dict[str, Any]]:
     """The stored entities among `wanted` (absent ones are left out)."""
-    by_kind: dict[str, list[str]] = {}
-    for kind, key in set(wanted):
-        by_kind.setdefault(str(kind), []).append(key)
-    found: dict[Entity, dict[str, Any]] = {}
-    for kind, keys in by_kind.items():
+    by_scope: dict[tuple[str, str], list[str]] = {}
+    for entity in set(wanted):
+        by_scope.setdefault((entity.organization_id, str(entity.kind)), []).append(entity.key)
+    found: dict[EntityId, dict[str, Any]] = {}
+    for (organization_id, kind), keys in by_scope.items():
         # The keys travel as one JSON string: both drivers bind a String alike.
         rows = await store.query(
-            "SELECT kind, entity_id, attributes FROM reference_entities FINAL WHERE kind = {kind:String} "
+            f"SELECT organization_id, kind, entity_id, attributes FROM {REFERENCE_TABLE} FINAL "
+            "WHERE organization_id = {org:String} AND kind = {kind:String} "
             "AND entity_id IN (SELECT arrayJoin(JSONExtract({keys:String}, 'Array(String)')))",
-            {"kind": kind, "keys": orjson.dumps(keys).decode()},
+            {"org": organization_id, "kind": kind, "keys": orjson.dumps(keys).decode()},
         )
         found.update(_entities(rows))
     return found
@@ -63,8 +66,8 @@ async def load_entities(store: ClickHouseStore, wanted: Iterable[Entity]) -> dic
 class EntityMap:
     """A ReferenceLookup over entities held in a dict (backfill batches)."""
 
-    def __init__(self, entities: Mapping[Entity, Mapping[str, Any]]) -> None:
+    def __init__(self, entities: Mapping[EntityId, Mapping[str, Any]]) -> None:
         self.entities = entities
 
-    def get(self, kind: Kind, key: str) -> Mapping[str, Any] | None:
-        return self.entities.get((kind, key))
+    def get(self, kind: Kind, organization_id: str, key: str) -> Mapping[str, Any] | None:
+        return self.entities.get(EntityId(kind, organization_id, key))

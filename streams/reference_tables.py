@@ -11,6 +11,10 @@ is `reference_entities` in ClickHouse (see streams/reference_store.py),
 which backfill needs anyway; a second on-disk copy (rocksdict) would be one
 more thing to keep consistent, and would still be lost with the node.
 `use_partitioner` lets the start-up reload write outside an agent.
+
+Keyed by (organization, key) encoded as a JSON array string: a table key
+must survive the changelog's JSON round trip (a tuple would come back a
+list), and the array keeps any two pairs apart whatever their ids hold.
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
+import orjson
 import structlog
 
-from streams.reference import Kind
-from streams.reference_store import Entity
+from streams.reference import EntityId, Kind
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +35,10 @@ CHANGELOG_PARTITIONS = 1
 
 def table_name(kind: Kind) -> str:
     return f"reference-{kind}"
+
+
+def table_key(organization_id: str, key: str) -> str:
+    return orjson.dumps((organization_id, key)).decode()
 
 
 class ReferenceTables:
@@ -45,14 +53,14 @@ class ReferenceTables:
         # lookups per event); writes go through the table, which sends the changelog.
         self._stores = {kind: table.data for kind, table in self.tables.items()}
 
-    def get(self, kind: Kind, key: str) -> Mapping[str, Any] | None:
-        return self._stores[kind].get(key)
+    def get(self, kind: Kind, organization_id: str, key: str) -> Mapping[str, Any] | None:
+        return self._stores[kind].get(table_key(organization_id, key))
 
-    def apply(self, entities: Mapping[Entity, Mapping[str, Any]]) -> None:
-        for (kind, key), attributes in entities.items():
-            self.tables[kind][key] = dict(attributes)
+    def apply(self, entities: Mapping[EntityId, Mapping[str, Any]]) -> None:
+        for (kind, organization_id, key), attributes in entities.items():
+            self.tables[kind][table_key(organization_id, key)] = dict(attributes)
 
-    def reload(self, stored: Mapping[Entity, Mapping[str, Any]]) -> int:
+    def reload(self, stored: Mapping[EntityId, Mapping[str, Any]]) -> int:
         """Write the stored entities the tables lack or hold differently; returns how many."""
         changed = {entity: attributes for entity, attributes in stored.items() if self.get(*entity) != attributes}
         self.apply(changed)

@@ -22,7 +22,6 @@ EVENTS_TABLE = "events"
 PERF_TABLE = "perf_events"
 BI_TABLE = "bi_events"
 REJECTED_TABLE = "rejected_events"
-REFERENCE_TABLE = "reference_entities"
 
 
 _TABLE_OF_CATEGORY = {

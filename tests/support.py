@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -22,6 +23,7 @@ from lms_events.settings import Settings
 from lms_events.write_keys import create_key
 from lms_events.topics import RAW_EVENTS
 from streams.reference import topic_and_key
+from streams.reference_store import REFERENCE_TABLE
 
 T = TypeVar("T")
 
@@ -156,8 +158,15 @@ async def produce_domain_events(bootstrap: str, domain_events: list[dict[str, An
     await produce(bootstrap, messages)
 
 
-async def reference_entity(store: ClickHouseStore, kind: str, entity_id: str) -> list[dict[str, Any]]:
+async def reference_entity(store: ClickHouseStore, organization_id: str, kind: str, entity_id: str) -> list[dict[str, Any]]:
     return await store.query(
-        "SELECT attributes FROM reference_entities FINAL WHERE kind = {k:String} AND entity_id = {id:String}",
-        {"k": kind, "id": entity_id},
+        f"SELECT attributes FROM {REFERENCE_TABLE} FINAL "
+        "WHERE organization_id = {org:String} AND kind = {k:String} AND entity_id = {id:String}",
+        {"org": organization_id, "k": kind, "id": entity_id},
     )
+
+
+def write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
+    """A JSON-lines file of `events` (a reference file for `lms-events reference load`)."""
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    return path

@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from lms_events.clickhouse import ClickHouseStore
@@ -18,7 +17,17 @@ from lms_events.runtime import run_reference_load
 from lms_events.settings import Settings
 from streams.backfill import BackfillScope, Progress, run_backfill
 from streams.reference_load import ReferenceFileError
-from tests.support import accepted, eventually, new_event, produce_events, reference_entity, rows_for_org, start_gateway, unique_org
+from tests.support import (
+    accepted,
+    eventually,
+    new_event,
+    produce_events,
+    reference_entity,
+    rows_for_org,
+    start_gateway,
+    unique_org,
+    write_jsonl,
+)
 
 COLUMNS = "event_id, course_id, class_id, enrollment_id, department_id, user_role, enrichment_missing, _version"
 
@@ -41,11 +50,6 @@ def _plays(org: str, ids: dict[str, str], count: int) -> list[dict[str, Any]]:
     ]
 
 
-def _write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
-    path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
-    return path
-
-
 async def _stored_with_gaps(store: ClickHouseStore, bootstrap: str, count: int) -> tuple[str, dict[str, str], list[dict[str, Any]]]:
     """Events of a learner nobody told us about yet, stored with their gaps."""
     org = unique_org()
@@ -56,12 +60,14 @@ async def _stored_with_gaps(store: ClickHouseStore, bootstrap: str, count: int) 
     return org, ids, domain_events
 
 
-async def _load_reference(settings: Settings, store: ClickHouseStore, tmp_path: Path, ids: dict[str, str], domain_events: list[dict[str, Any]]) -> None:
-    sent = await run_reference_load(settings, _write_jsonl(tmp_path / "reference.jsonl", domain_events))
+async def _load_reference(
+    settings: Settings, store: ClickHouseStore, tmp_path: Path, org: str, ids: dict[str, str], domain_events: list[dict[str, Any]]
+) -> None:
+    sent = await run_reference_load(settings, write_jsonl(tmp_path / "reference.jsonl", domain_events))
     assert sent == len(domain_events)
-    await eventually(lambda: reference_entity(store, "enrollment", f"{ids['user']}/course/{ids['course']}"), bool)
-    await eventually(lambda: reference_entity(store, "content", f"stage/{ids['stage']}"), bool)
-    await eventually(lambda: reference_entity(store, "user", ids["user"]), bool)
+    await eventually(lambda: reference_entity(store, org, "enrollment", f"{ids['user']}/course/{ids['course']}"), bool)
+    await eventually(lambda: reference_entity(store, org, "content", f"stage/{ids['stage']}"), bool)
+    await eventually(lambda: reference_entity(store, org, "user", ids["user"]), bool)
 
 
 def _assert_enriched(rows: list[dict[str, Any]], ids: dict[str, str]) -> None:
@@ -76,7 +82,7 @@ async def test_late_reference_data_is_filled_by_backfill(
     stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path
 ) -> None:
     org, ids, domain_events = await _stored_with_gaps(store, bootstrap, 4)
-    await _load_reference(settings, store, tmp_path, ids, domain_events)
+    await _load_reference(settings, store, tmp_path, org, ids, domain_events)
 
     progress = [p async for p in run_backfill(store, BackfillScope(organization_id=org))]
 
@@ -92,7 +98,7 @@ async def test_interrupted_backfill_resumes_after_its_last_batch(
     stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path
 ) -> None:
     org, ids, domain_events = await _stored_with_gaps(store, bootstrap, 5)
-    await _load_reference(settings, store, tmp_path, ids, domain_events)
+    await _load_reference(settings, store, tmp_path, org, ids, domain_events)
     scope = BackfillScope(organization_id=org)
 
     first: list[Progress] = []
@@ -114,7 +120,7 @@ async def test_backfill_runs_inside_the_running_instance_through_the_admin_api(
     stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path
 ) -> None:
     org, ids, domain_events = await _stored_with_gaps(store, bootstrap, 3)
-    await _load_reference(settings, store, tmp_path, ids, domain_events)
+    await _load_reference(settings, store, tmp_path, org, ids, domain_events)
     token = new_admin_token()
     runner, url = await start_gateway(settings, store, admin_token=token)
     try:
@@ -131,7 +137,7 @@ async def test_backfill_runs_inside_the_running_instance_through_the_admin_api(
 async def test_reference_file_with_a_bad_line_loads_nothing(settings: Settings, tmp_path: Path) -> None:
     org = unique_org()
     _, domain_events = _late_story(org)
-    path = _write_jsonl(tmp_path / "bad.jsonl", [domain_events[0], {"eventType": "UserEnrolled", "userId": "u"}])
+    path = write_jsonl(tmp_path / "bad.jsonl", [domain_events[0], {"eventType": "UserEnrolled", "userId": "u"}])
     with pytest.raises(ReferenceFileError) as info:
         await run_reference_load(settings, path)
     assert "line 2" in str(info.value) and "courseId" in str(info.value)
@@ -152,7 +158,7 @@ def test_backfill_command_without_a_running_instance_opens_the_store_itself(tmp_
 
 
 def test_reference_load_command_names_the_bad_line_and_fails(tmp_path: Path) -> None:
-    path = _write_jsonl(tmp_path / "bad.jsonl", [{"eventType": "CourseCreated"}])
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"eventType": "CourseCreated"}])
     failed = _cli(["reference", "load", str(path)], tmp_path / "data")
     assert failed.returncode == 2
     assert "line 1" in failed.stderr and "courseId" in failed.stderr

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.topics import ALERTS, ANALYTICS_EVENTS, USER_EVENTS
 from tests.support import (
+    Gateway,
     accepted,
     eventually,
     new_event,
@@ -48,14 +49,14 @@ async def _enrolled_learner(store: ClickHouseStore, bootstrap: str) -> tuple[str
     """A new organization whose learner enrolled; returns once the reference data is stored."""
     org, ids = unique_org(), _ids()
     await produce_domain_events(bootstrap, _enrollment_story(org, ids))
-    await _known(store, ids)
+    await _known(store, org, ids)
     return org, ids
 
 
-async def _known(store: ClickHouseStore, ids: dict[str, str]) -> None:
-    await eventually(lambda: reference_entity(store, "enrollment", f"{ids['user']}/course/{ids['course']}"), bool)
-    await eventually(lambda: reference_entity(store, "content", f"stage/{ids['stage']}"), bool)
-    await eventually(lambda: reference_entity(store, "user", ids["user"]), bool)
+async def _known(store: ClickHouseStore, org: str, ids: dict[str, str]) -> None:
+    await eventually(lambda: reference_entity(store, org, "enrollment", f"{ids['user']}/course/{ids['course']}"), bool)
+    await eventually(lambda: reference_entity(store, org, "content", f"stage/{ids['stage']}"), bool)
+    await eventually(lambda: reference_entity(store, org, "user", ids["user"]), bool)
 
 
 def _play(org: str, ids: dict[str, str], timestamp: str, **properties: Any) -> dict[str, Any]:
@@ -209,17 +210,62 @@ async def test_poison_domain_event_is_rejected_and_agent_keeps_going(
             (USER_EVENTS, b"k", f"not json {marker}".encode()),
             (USER_EVENTS, b"k", orjson.dumps({"eventType": "UserTeleported", "userId": "u", "marker": marker})),
             (USER_EVENTS, b"k", orjson.dumps({"eventType": "UserEnrolled", "userId": "u", "marker": marker})),
+            # Reference data and facts are per organization: a producer writing directly must name it.
+            (USER_EVENTS, b"k", orjson.dumps({"eventType": "UserCreated", "userId": "u", "marker": marker})),
+            # A valid date-time (RFC 3339 leap second) that no column can hold.
+            (USER_EVENTS, b"k", orjson.dumps({"eventType": "UserCompletedCourse", "organizationId": org, "userId": "u",
+                                              "courseId": "c", "completedAt": "2016-12-31T23:59:60Z", "marker": marker})),
         ],
     )
     await produce_domain_events(bootstrap, _enrollment_story(org, ids)[:1])
 
-    await eventually(lambda: reference_entity(store, "user", ids["user"]), bool)
+    await eventually(lambda: reference_entity(store, org, "user", ids["user"]), bool)
     rejected = await eventually(
         lambda: store.query(
             "SELECT rules, reasons, source FROM rejected_events FINAL WHERE raw LIKE {m:String}", {"m": f"%{marker}%"}
         ),
-        lambda rows: len(rows) == 3,
+        lambda rows: len(rows) == 5,
     )
     assert {tuple(r["rules"]) for r in rejected} == {("domain_event",)}
     reasons = " ".join(r["reasons"] for r in rejected)
     assert "not JSON" in reasons and "UserTeleported" in reasons and "courseId" in reasons
+    assert "organizationId: required" in reasons and "completedAt" in reasons
+
+
+async def test_organizations_sharing_user_and_game_ids_each_get_their_own_reference_data(
+    gateway: Gateway, store: ClickHouseStore
+) -> None:
+    """A shared game registry and colliding user ids: each organization's events are enriched
+    from its own courses and departments, whichever organization wrote last."""
+    suffix = uuid.uuid4().hex[:8]
+    game = f"G-{int(suffix, 16) % 100_000:05d}"  # the game registry's id form (the property schema's pattern)
+    user, stage = f"usr_{suffix}", f"{game}-stage_{suffix}"
+    schools = [await gateway.client(), await gateway.client()]
+    for school in schools:
+        org = school.organization_id
+        status, body = await school.post(
+            "/v1/domain-events",
+            [
+                {"eventType": "UserCreated", "userId": user, "role": "student", "departmentId": f"dep_{org}"},
+                {"eventType": "CourseCreated", "courseId": f"crs_{org}",
+                 "contents": [{"gameId": game, "stageId": stage, "contentType": "game"}]},
+                {"eventType": "UserEnrolled", "userId": user, "courseId": f"crs_{org}", "classId": f"cls_{org}"},
+            ],
+        )
+        assert status == 200 and body["totals"]["accepted"] == 3
+    for school in schools:
+        await _known(store, school.organization_id, {"user": user, "course": f"crs_{school.organization_id}", "stage": stage})
+    plays: dict[str, str] = {}
+    for school in schools:
+        properties = {"game_id": game, "stage_id": stage, "score": 50, "max_score": 100, "passed": False}
+        play = school.event(user_id=user, context={}, properties=properties)
+        status, body = await school.post_batch([play])
+        assert status == 200 and body["results"][0]["status"] == "accepted", body
+        plays[school.organization_id] = play["event_id"]
+
+    for org, event_id in plays.items():
+        [row] = await eventually(lambda: rows_for_org(store, "events", org, ENRICHED), lambda rows: len(rows) == 1)
+        assert row["event_id"] == event_id
+        assert (row["course_id"], row["class_id"], row["department_id"], row["user_role"], row["enrichment_missing"]) == (
+            f"crs_{org}", f"cls_{org}", f"dep_{org}", "student", []
+        )

@@ -10,7 +10,7 @@ import pytest
 
 from streams.analytics import AnalyticsCoalescer
 from streams.event_batch import EventBatch
-from streams.reference import Kind
+from streams.reference import EntityId, Kind
 from streams.reference_store import EntityMap
 from streams.route import BI_TABLE, EVENTS_TABLE, PERF_TABLE, rows_by_table
 from tests.support import accepted, new_event
@@ -18,12 +18,12 @@ from tests.support import accepted, new_event
 ORG = "org_batch"
 REFERENCE = EntityMap(
     {
-        (Kind.USER, "usr_known"): {"organization_id": ORG, "department_id": "dep_1", "role": "student"},
-        (Kind.CONTENT, "stage/stg_1"): {"organization_id": ORG, "course_id": "crs_1", "content_type": "game"},
-        (Kind.ENROLLMENT, "usr_known/course/crs_1"): {
+        EntityId(Kind.USER, ORG, "usr_known"): {"organization_id": ORG, "department_id": "dep_1", "role": "student"},
+        EntityId(Kind.CONTENT, ORG, "stage/stg_1"): {"organization_id": ORG, "course_id": "crs_1", "content_type": "game"},
+        EntityId(Kind.ENROLLMENT, ORG, "usr_known/course/crs_1"): {
             "organization_id": ORG, "course_id": "crs_1", "class_id": "cls_1", "enrollment_id": "enr_1",
         },
-        (Kind.USER, "usr_elsewhere"): {"organization_id": "org_other", "department_id": "dep_x", "role": "teacher"},
+        EntityId(Kind.USER, "org_other", "usr_elsewhere"): {"organization_id": "org_other", "department_id": "dep_x", "role": "teacher"},
     }
 )
 ENRICHED = ("course_id", "class_id", "enrollment_id", "department_id", "user_role", "content_type", "score", "duration_ms", "enrichment_missing")
