@@ -290,6 +290,13 @@ def members(org: Organization, scope: Scope) -> set[str] | None:
     raise ValueError(f"unknown role {scope.role}")
 
 
+def members_of(data: Dataset, scope: Scope) -> set[str]:
+    """The users of the scope's organization the caller sees, as a set (admins: every user with a department)."""
+    org = index(data)[scope.organization_id]
+    found = members(org, scope)
+    return set(org.department) if found is EVERYONE else found
+
+
 def _sees(scope_members: set[str] | None, user: str | None) -> bool:
     return scope_members is EVERYONE or user in scope_members
 

@@ -221,3 +221,54 @@ async def test_every_answer_equals_the_recomputation(gateway: Gateway, settings:
     assert await check_dashboards(gateway, settings, posted.data) > 0
     assert await check_entities(gateway, settings, posted.data) > 0
     assert await check_lists(gateway, settings, posted.data) > 0
+
+
+async def test_isolation_table(gateway: Gateway, settings: Settings, posted: Posted) -> None:
+    """What each role may and may not see; shared ids in two organizations never mix."""
+    data = posted.data
+    org, other_org = data.organization_ids
+    own, other = data.targets[org], data.targets[other_org]
+    student = model.Scope("student", org, own.student_id)
+    teacher = model.Scope("teacher", org, own.teacher_id)
+    other_teacher = model.Scope("teacher", org, own.other_teacher_id)
+    teacher_admin = model.Scope("teacher-admin", org, own.teacher_admin_id, own.teacher_admin_departments)
+    admin = model.Scope("subscriber-admin", org, "admin")
+    taught = model.members_of(data, teacher)
+    outside_department = model.members_of(data, admin) - model.members_of(data, teacher_admin)
+    assert taught and outside_department and own.other_student_id not in taught
+
+    table: list[tuple[model.Scope, str, dict[str, str], int]] = [
+        (student, f"/api/v1/users/{own.student_id}/analytics", {}, 200),
+        (student, f"/api/v1/users/{own.other_student_id}/analytics", {}, 404),
+        (student, "/api/v1/dashboard", {"organizationId": other_org}, 403),
+        (teacher, f"/api/v1/users/{own.student_id}/analytics", {}, 200),
+        (teacher, f"/api/v1/users/{own.other_student_id}/analytics", {}, 404),
+        (other_teacher, f"/api/v1/users/{sorted(taught - model.members_of(data, other_teacher))[0]}/analytics", {}, 404),
+        (teacher_admin, f"/api/v1/users/{sorted(outside_department)[0]}/analytics", {}, 404),
+        (teacher_admin, "/api/v1/learning-progress", {"organizationId": other_org}, 403),
+        (admin, "/api/v1/events", {"organizationId": other_org}, 403),
+        (admin, f"/api/v1/users/{own.other_student_id}/analytics", {}, 200),
+    ]
+    for scope, path, params, expected in table:
+        status, answer = await api_get(gateway, settings, scope, path, **params)
+        assert status == expected, (scope.role, path, params, answer)
+
+    # Lists never hold anyone outside the scope, whatever is asked for.
+    for scope in (student, teacher, teacher_admin):
+        members = model.members_of(data, scope)
+        for path in ("/api/v1/learning-progress", "/api/v1/events"):
+            for params in ({}, {"userId": own.other_student_id}, {"userId": sorted(outside_department)[0]}):
+                items = await api_pages(gateway, settings, scope, path, **params)
+                assert {item["userId"] for item in items} <= members, (scope.role, path, params)
+    # Filters narrow, never widen: a student filtering by a department sees their own numbers or fewer.
+    for filters in ({"departmentId": own.department_ids[0]}, {"classId": own.class_ids[1]}, {"courseId": own.course_ids[2]}):
+        status, answer = await api_get(gateway, settings, student, "/api/v1/dashboard", filters=model.json.dumps(filters), until=TODAY.isoformat())
+        assert status == 200
+        assert without_calculated_at(answer) == model.dashboard(data, student, until=TODAY, filters=filters)
+        assert answer["metrics"][0]["value"] <= 1  # total_users: the student alone
+    # The same user id in the other organization is another person: different figures, each its own.
+    mine = await api_get(gateway, settings, admin, f"/api/v1/users/{own.student_id}/analytics")
+    theirs = await api_get(gateway, settings, model.Scope("subscriber-admin", other_org, "admin"), f"/api/v1/users/{own.student_id}/analytics")
+    assert mine[1] == model.user_analytics(data, admin, own.student_id)
+    assert theirs[0] == 404 or theirs[1] == model.user_analytics(data, model.Scope("subscriber-admin", other_org, "admin"), own.student_id)
+    assert mine[1] != theirs[1]
