@@ -20,16 +20,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pytest
+import orjson
 import pytest_asyncio
+from aiokafka import AIOKafkaConsumer
 
 from lms_events import tokens
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.secret_files import load_or_create_secret
+from lms_events.runtime import consumer_lag
 from lms_events.settings import Settings
+from lms_events.topics import DOMAIN_TOPICS, PIPELINE_TOPICS, RAW_EVENTS, STREAM_APP_ID
+from streams.backfill import BackfillScope, run_backfill
 from tests import analytics_model as model
 from tests.analytics_data import Dataset, Targets, generate
-from tests.support import Client, Gateway, eventually
+from tests.support import Client, Gateway, eventually, produce
 
 SEED = 20261202
 TODAY = datetime.now(UTC).date()
@@ -272,3 +276,92 @@ async def test_isolation_table(gateway: Gateway, settings: Settings, posted: Pos
     assert mine[1] == model.user_analytics(data, admin, own.student_id)
     assert theirs[0] == 404 or theirs[1] == model.user_analytics(data, model.Scope("subscriber-admin", other_org, "admin"), own.student_id)
     assert mine[1] != theirs[1]
+
+
+async def _messages_of(bootstrap: str, organizations: set[str]) -> list[tuple[str, bytes, bytes]]:
+    """Every message of events.raw and the domain topics that carries these organizations' data."""
+    consumer = AIOKafkaConsumer(
+        RAW_EVENTS, *DOMAIN_TOPICS, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list[tuple[str, bytes, bytes]] = []
+    try:
+        idle = 0
+        while idle < 2:  # two empty fetches in a row: the topics are read to their end
+            batches = await consumer.getmany(timeout_ms=1000)
+            idle = 0 if batches else idle + 1
+            for records in batches.values():
+                for record in records:
+                    value = orjson.loads(record.value)
+                    organization = value["events"][0]["organization_id"] if "events" in value else value.get("organizationId")
+                    if organization in organizations:
+                        found.append((record.topic, record.key, record.value))
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_a_replay_of_every_message_changes_no_answer(
+    gateway: Gateway, settings: Settings, bootstrap: str, posted: Posted
+) -> None:
+    data = posted.data
+    messages = await _messages_of(bootstrap, set(data.organization_ids))
+    assert sum(1 for topic, _, _ in messages if topic == RAW_EVENTS) > 0
+    await produce(bootstrap, messages)
+    await eventually(lambda: consumer_lag(bootstrap, STREAM_APP_ID, PIPELINE_TOPICS), lambda lag: lag == 0, timeout=120)
+    for org in data.organization_ids:
+        admin = model.Scope("subscriber-admin", org, "admin")
+        for until, timeframe in itertools.product(UNTILS, ("7d", "1y")):
+            status, answer = await api_get(gateway, settings, admin, "/api/v1/dashboard", until=until.isoformat(), timeframe=timeframe)
+            assert without_calculated_at(answer) == model.dashboard(data, admin, timeframe=timeframe, until=until)
+        targets = data.targets[org]
+        for course in targets.course_ids:
+            assert (await api_get(gateway, settings, admin, f"/api/v1/courses/{course}/analytics"))[1] == model.course_analytics(data, admin, course)
+        for assessment in targets.assessment_ids:
+            status, answer = await api_get(gateway, settings, admin, f"/api/v1/assessments/{assessment}/analytics")
+            assert answer == model.assessment_analytics(data, admin, assessment)
+        got = await api_pages(gateway, settings, admin, "/api/v1/learning-progress", until=TODAY.isoformat())
+        assert got == model.learning_progress(data, admin, until=TODAY)
+
+
+async def test_rollups_after_backfill_equal_the_recomputation(
+    gateway: Gateway, settings: Settings, store: ClickHouseStore, posted: Posted
+) -> None:
+    """Events posted before their users were known: stored without department, then backfilled."""
+    data = generate(SEED + 1, today=TODAY, organizations=1, organization_ids=[f"org_backfill_{SEED}"], enrollments=60)
+    org = data.organization_ids[0]
+    client = await gateway.client(org)
+    await _post_all(client, "/v1/batch", data.events)
+    await eventually(
+        lambda: _count(store, "SELECT count() AS n FROM events FINAL WHERE organization_id = {org:String} AND department_id = ''", org),
+        lambda n: n == len(data.events),
+        timeout=90,
+    )
+    await _post_all(client, "/v1/domain-events", data.domain_events)
+    await eventually(
+        lambda: _count(store, "SELECT count() AS n FROM domain_facts FINAL WHERE organization_id = {org:String}", org),
+        lambda n: n >= len(model._unique_facts(data.domain_events)),
+        timeout=60,
+    )
+    users = {fact["userId"] for fact in data.domain_events if fact["eventType"] == "UserCreated"}
+    await eventually(
+        lambda: _count(
+            store,
+            "SELECT count() AS n FROM reference_entities_by_organization FINAL WHERE organization_id = {org:String} AND kind = 'user'",
+            org,
+        ),
+        lambda n: n >= len(users),
+    )
+    async for _ in run_backfill(store, BackfillScope(organization_id=org)):
+        pass
+    targets = data.targets[org]
+    for scope in scopes_of(targets):
+        for filters in ({}, {"departmentId": targets.department_ids[0]}):
+            status, answer = await api_get(
+                gateway, settings, scope, "/api/v1/dashboard", until=TODAY.isoformat(), timeframe="1y", filters=model.json.dumps(filters)
+            )
+            assert without_calculated_at(answer) == model.dashboard(data, scope, timeframe="1y", until=TODAY, filters=filters), scope
+        for user in (targets.student_id, targets.other_student_id):
+            assert (await api_get(gateway, settings, scope, f"/api/v1/users/{user}/analytics"))[1] == (
+                model.user_analytics(data, scope, user) or {"error": "no user with this id in your scope"}
+            )
