@@ -28,6 +28,12 @@ from lms_events.settings import Settings
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# A retried insert must not reach the materialized views twice either: event_loads
+# (a Null table) holds nothing, its views' targets are where the token is checked.
+_DEDUP_IN_VIEWS = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+_DEDUP_IN_VIEWS_SQL = ", ".join(f"{name} = {value}" for name, value in _DEDUP_IN_VIEWS.items())
+
+
 class ClickHouseStore(Protocol):
     driver: str
     database: str
@@ -106,7 +112,8 @@ class ChdbStore:
         # chDB's Python() table function reads the Arrow table from this frame's locals.
         arrow_rows = rows  # noqa: F841
         self._run(
-            f"INSERT INTO {table} ({columns}) SETTINGS insert_deduplication_token = {{token:String}} "
+            f"INSERT INTO {table} ({columns}) SETTINGS insert_deduplication_token = {{token:String}}, "
+            f"{_DEDUP_IN_VIEWS_SQL} "
             f"SELECT {columns} FROM Python(arrow_rows)",
             "CSV",
             {"token": dedup_token},
@@ -171,7 +178,7 @@ class ServerStore:
     async def insert_arrow(self, table: str, rows: pa.Table, *, dedup_token: str) -> None:
         try:
             await self._client.insert_arrow(
-                _check_identifier(table), rows, settings={"insert_deduplication_token": dedup_token}
+                _check_identifier(table), rows, settings={"insert_deduplication_token": dedup_token, **_DEDUP_IN_VIEWS}
             )
         except Exception as exc:
             raise StorageError(str(exc)) from exc

@@ -143,6 +143,12 @@ class ArrowSink(Protocol):
     async def write_arrow(self, batch: pa.Table, *, token: str) -> None: ...
 
 
+# One lookup-and-insert at a time in a process: a backfill batch running beside the
+# stream (both inside `lms-events up`) could otherwise read the same stored version
+# of an event as the stream, and both would take it back.
+_SIGNING = asyncio.Lock()
+
+
 class EventLoadSink:
     """Loads `events` through `event_loads`: asks which events of a batch are stored,
     then inserts the batch signed (streams/event_loads.py), in one insert."""
@@ -159,13 +165,14 @@ class EventLoadSink:
         if not batch.num_rows:
             return
         rows = self.loads.conform(batch)
-        stored = await retrying(
-            lambda: event_loads.stored_versions(self.store, rows), "sink_lookup_failed", table=EVENTS_TABLE, rows=rows.num_rows
-        )
-        # A retried insert keeps these signs: asked again after an insert that did land
-        # but failed to answer, ClickHouse would call the batch a replay and the
-        # read models would miss it; the token drops the insert that landed instead.
-        await self.loads.write_arrow(event_loads.signed(rows, stored), token=token)
+        async with _SIGNING:
+            stored = await retrying(
+                lambda: event_loads.stored_versions(self.store, rows), "sink_lookup_failed", table=EVENTS_TABLE, rows=rows.num_rows
+            )
+            # A retried insert keeps these signs: asked again after an insert that did land
+            # but failed to answer, ClickHouse would call the batch a replay and the
+            # read models would miss it; the token drops the insert that landed instead.
+            await self.loads.write_arrow(event_loads.signed(rows, stored), token=token)
 
 
 class Sinks:

@@ -137,7 +137,8 @@ class SignedCounts:
         counts = cls(store, f"signed_counts_{uuid.uuid4().hex[:12]}")
         await store.execute(
             f"CREATE TABLE {counts.table} (organization_id String, course_id String, events Int64, duration_ms Int64) "
-            "ENGINE = SummingMergeTree ORDER BY (organization_id, course_id)"
+            # As events: a retried insert (same token) is dropped only by a table keeping a window of tokens.
+            "ENGINE = SummingMergeTree ORDER BY (organization_id, course_id) SETTINGS non_replicated_deduplication_window = 1000"
         )
         await store.execute(
             f"CREATE MATERIALIZED VIEW {counts.table}_view TO {counts.table} AS SELECT organization_id, course_id, "
