@@ -118,6 +118,23 @@ async def test_backfill_moves_what_the_read_models_counted_to_the_new_course(
     assert inserted[0]["n"] <= 2, "the stream's row and at most one re-enriched one (a merge may have joined them)"
 
 
+async def test_a_replay_after_the_reference_data_arrived_moves_the_event_as_backfill_would(
+    stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path, signed_counts: SignedCounts
+) -> None:
+    org = unique_org()
+    ids, domain_events = _late_story(org)
+    [play] = _plays(org, ids, 1)
+    await produce_events(bootstrap, [play])
+    await eventually(lambda: signed_counts.of(org), lambda counts: counts == {"": (1, 1000)})
+    await _load_reference(settings, store, tmp_path, ids, domain_events)
+
+    await produce_events(bootstrap, [play])  # consumed again, now enriched
+
+    counts = await eventually(lambda: signed_counts.of(org), lambda counts: ids["course"] in counts)
+    assert counts == {"": (0, 0), ids["course"]: (1, 1000)}
+    _assert_enriched(await rows_for_org(store, "events", org, COLUMNS), ids)
+
+
 async def test_interrupted_backfill_resumes_after_its_last_batch(
     stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path
 ) -> None:
