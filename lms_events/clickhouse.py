@@ -189,7 +189,7 @@ class ServerStore:
 
 EXTERNAL_TABLE = "batch_rows"
 # ClickHouse types of the Arrow types a batch sends along with a query.
-_EXTERNAL_TYPES = {pa.string(): "String", pa.date32(): "Date", pa.int8(): "Int8", pa.uint64(): "UInt64"}
+_EXTERNAL_TYPES = {pa.string(): "String", pa.date32(): "Date"}
 
 
 def _structure(schema: pa.Schema) -> str:
