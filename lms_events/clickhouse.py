@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -27,6 +28,12 @@ from lms_events.settings import Settings
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# A retried insert must not reach the materialized views twice either: event_loads
+# (a Null table) holds nothing, its views' targets are where the token is checked.
+_DEDUP_IN_VIEWS = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+_DEDUP_IN_VIEWS_SQL = ", ".join(f"{name} = {value}" for name, value in _DEDUP_IN_VIEWS.items())
+
+
 class ClickHouseStore(Protocol):
     driver: str
     database: str
@@ -34,6 +41,13 @@ class ClickHouseStore(Protocol):
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
 
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+    async def query_arrow_with(
+        self, rows: pa.Table, sql: Callable[[str], str], params: dict[str, Any] | None = None
+    ) -> pa.Table:
+        """The result of `sql(table)` as Arrow, where `table` names `rows` to the query: how a batch
+        asks about itself in one round trip, without spelling its values into the SQL."""
+        ...
 
     async def insert_arrow(self, table: str, rows: pa.Table, *, dedup_token: str) -> None:
         """Insert `rows`; a retry with the same `dedup_token` inserts nothing."""
@@ -80,6 +94,16 @@ class ChdbStore:
         result = await self._call(self._run, sql, "JSONEachRow", params)
         return [orjson.loads(line) for line in result.bytes().splitlines() if line]
 
+    async def query_arrow_with(
+        self, rows: pa.Table, sql: Callable[[str], str], params: dict[str, Any] | None = None
+    ) -> pa.Table:
+        return await self._call(self._query_arrow_with, rows, sql, params)
+
+    def _query_arrow_with(self, rows: pa.Table, sql: Callable[[str], str], params: dict[str, Any] | None) -> pa.Table:
+        # As in _insert_arrow: Python() reads the table from this frame's locals.
+        arrow_rows = rows  # noqa: F841
+        return self._run(sql("Python(arrow_rows)"), "ArrowTable", params)
+
     async def insert_arrow(self, table: str, rows: pa.Table, *, dedup_token: str) -> None:
         await self._call(self._insert_arrow, _check_identifier(table), rows, dedup_token)
 
@@ -88,7 +112,8 @@ class ChdbStore:
         # chDB's Python() table function reads the Arrow table from this frame's locals.
         arrow_rows = rows  # noqa: F841
         self._run(
-            f"INSERT INTO {table} ({columns}) SETTINGS insert_deduplication_token = {{token:String}} "
+            f"INSERT INTO {table} ({columns}) SETTINGS insert_deduplication_token = {{token:String}}, "
+            f"{_DEDUP_IN_VIEWS_SQL} "
             f"SELECT {columns} FROM Python(arrow_rows)",
             "CSV",
             {"token": dedup_token},
@@ -133,16 +158,45 @@ class ServerStore:
             raise StorageError(str(exc)) from exc
         return list(result.named_results())
 
+    async def query_arrow_with(
+        self, rows: pa.Table, sql: Callable[[str], str], params: dict[str, Any] | None = None
+    ) -> pa.Table:
+        from clickhouse_connect.driver.external import ExternalData
+
+        # The rows travel with the query as an external table (Arrow stream), named in `sql` by its file name.
+        buffer = pa.BufferOutputStream()
+        with pa.ipc.new_stream(buffer, rows.schema) as writer:
+            writer.write_table(rows)
+        external = ExternalData(
+            file_name=EXTERNAL_TABLE, data=buffer.getvalue().to_pybytes(), fmt="ArrowStream", structure=_structure(rows.schema)
+        )
+        try:
+            return await self._client.query_arrow(sql(EXTERNAL_TABLE), parameters=params, external_data=external)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+
     async def insert_arrow(self, table: str, rows: pa.Table, *, dedup_token: str) -> None:
         try:
             await self._client.insert_arrow(
-                _check_identifier(table), rows, settings={"insert_deduplication_token": dedup_token}
+                _check_identifier(table), rows, settings={"insert_deduplication_token": dedup_token, **_DEDUP_IN_VIEWS}
             )
         except Exception as exc:
             raise StorageError(str(exc)) from exc
 
     async def close(self) -> None:
         await self._client.close()
+
+
+EXTERNAL_TABLE = "batch_rows"
+# ClickHouse types of the Arrow types a batch sends along with a query.
+_EXTERNAL_TYPES = {pa.string(): "String", pa.date32(): "Date"}
+
+
+def _structure(schema: pa.Schema) -> str:
+    try:
+        return ", ".join(f"{field.name} {_EXTERNAL_TYPES[field.type]}" for field in schema)
+    except KeyError as exc:
+        raise StorageError(f"no ClickHouse type for a query's Arrow column of type {exc.args[0]}") from exc
 
 
 def _redact(url: str) -> str:

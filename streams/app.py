@@ -8,8 +8,10 @@ Reads top-down like the flow: app, topics, tables, agents, timers.
 - `load_events` enriches each event of `events.raw` from those tables,
   routes it by category to `events`, `perf_events` or `bi_events` (errors
   also to Kafka `alerts`) and loads each table with one insert per
-  micro-batch; then it hands the stored rows to the AnalyticsUpdated
-  coalescer, which a timer drains to `analytics.events`.
+  micro-batch (`events` through `event_loads`, each event signed against
+  what is stored, so the read models count replays once); then it hands
+  the stored rows to the AnalyticsUpdated coalescer, which a timer drains
+  to `analytics.events`.
 - `load_rejected` loads the bad rows.
 
 Each agent takes a micro-batch of Kafka messages (each message a
@@ -171,7 +173,7 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
             await send_to_bad_rows(poison)
             token = batch_token(batch)
             for table, table_rows in rows_by_table(stored, events.routes).items():
-                sink = await sinks.for_table(table)
+                sink = await sinks.for_route(table)
                 await sink.write_arrow(table_rows, token=token)
             for event in events.alert_events:
                 await alerts.send(key=(event.get("organization_id") or "").encode(), value=orjson.dumps(_alert(event)))

@@ -5,14 +5,17 @@ Candidates are the `events` rows whose `enrichment_missing` is not empty
 stale when reference data changed), optionally since a day and for one
 organization. They are read in bounded batches in keyset order
 (organization_id, event_id), re-enriched with the same function as the
-stream against the durable reference copy, and inserted again with a
-higher `_version`, so ReplacingMergeTree keeps the re-enriched row.
+stream against the durable reference copy, and loaded like the stream
+loads (`EventLoadSink`): only events whose enrichment changed are written,
+into `event_loads`, as a -1 row of the stored values and a +1 row of the
+new ones with a higher `_version`, so the read models move the event and
+ReplacingMergeTree keeps the re-enriched row.
 
 Resumable: after each batch a checkpoint (the last key done and the
 count) goes to `backfill_checkpoints` under a job id derived from the
 scope; a run of the same scope continues after it. A crash between the
-insert and the checkpoint re-does one batch, which is harmless (the newer
-version of the same row wins).
+insert and the checkpoint re-does one batch, which is harmless: its
+events are stored re-enriched by then, so nothing is written again.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from streams.enrich import Enricher
 from streams.event_batch import EventBatch
 from streams.reference import EntityId, Kind
 from streams.route import EVENTS_TABLE
-from streams.sink import TableSink, load_version
+from streams.sink import EventLoadSink, load_version
 
 log = structlog.get_logger(__name__)
 
@@ -191,7 +194,7 @@ async def run_backfill(store: ClickHouseStore, scope: BackfillScope, *, batch_ro
         {**params, "cursor_org": cursor[0], "cursor_event": cursor[1]},
     )
     total = done + int(remaining[0]["n"])
-    sink = await TableSink.for_table(store, EVENTS_TABLE)
+    sink = await EventLoadSink.for_store(store)
     started = time.monotonic()
     log.info("backfill_started", job=scope.job_id, total=total, resumed_from=resumed_from)
     yield Progress(done, total, 0.0, resumed_from, finished=False)

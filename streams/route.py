@@ -19,6 +19,8 @@ import pyarrow as pa
 from streams.enrich import taxonomy_entry
 
 EVENTS_TABLE = "events"
+# Where rows routed to `events` are inserted, signed (sql/0015_event_loads.sql).
+EVENT_LOADS_TABLE = "event_loads"
 PERF_TABLE = "perf_events"
 BI_TABLE = "bi_events"
 REJECTED_TABLE = "rejected_events"

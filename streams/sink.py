@@ -8,6 +8,9 @@
 - A failed insert is retried with capped backoff until it succeeds: the
   agent does not return, so the batch is not acknowledged and its offsets
   are not committed before ClickHouse has the rows.
+- `events` is loaded through `event_loads`, each event signed against
+  what `events` holds (`EventLoadSink`, streams/event_loads.py), so the
+  read models count a replay or a re-enrichment once.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 import structlog
@@ -25,6 +28,8 @@ import structlog
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.errors import StorageError
 from lms_events.settings import Settings
+from streams import event_loads
+from streams.route import EVENT_LOADS_TABLE, EVENTS_TABLE
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +79,21 @@ def batch_token(batch: Iterable[Any]) -> str:
     return digest.hexdigest()
 
 
+T = TypeVar("T")
+
+
+async def retrying(action: Callable[[], Awaitable[T]], failure: str, **context: Any) -> T:
+    """`action()` until ClickHouse takes it, with capped backoff: meanwhile the agent holds its batch."""
+    delay = RETRY_FIRST_S
+    while True:
+        try:
+            return await action()
+        except StorageError as exc:
+            log.error(failure, error=str(exc)[:500], retry_in_s=delay, **context)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
+
 def load_version() -> int:
     """ReplacingMergeTree version of a load: later loads (re-enrichment) win."""
     return time.time_ns() // 1000
@@ -113,28 +133,68 @@ class TableSink:
         if not batch.num_rows:
             return
         table = self.conform(batch)
-        delay = RETRY_FIRST_S
-        while True:
-            try:
-                await self.store.insert_arrow(self.table, table, dedup_token=token)
-                return
-            except StorageError as exc:
-                log.error("sink_insert_failed", table=self.table, rows=table.num_rows, error=str(exc)[:500], retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+        await retrying(
+            lambda: self.store.insert_arrow(self.table, table, dedup_token=token),
+            "sink_insert_failed", table=self.table, rows=table.num_rows,
+        )
+
+
+class ArrowSink(Protocol):
+    async def write_arrow(self, batch: pa.Table, *, token: str) -> None: ...
+
+
+# One lookup-and-insert at a time in a process: a backfill batch running beside the
+# stream (both inside `lms-events up`) could otherwise read the same stored version
+# of an event as the stream, and both would take it back.
+_SIGNING = asyncio.Lock()
+
+
+class EventLoadSink:
+    """Loads `events` through `event_loads`: asks which events of a batch are stored,
+    then inserts the batch signed (streams/event_loads.py), in one insert."""
+
+    def __init__(self, store: ClickHouseStore, loads: TableSink) -> None:
+        self.store = store
+        self.loads = loads
+
+    @classmethod
+    async def for_store(cls, store: ClickHouseStore) -> EventLoadSink:
+        return cls(store, await TableSink.for_table(store, EVENT_LOADS_TABLE))
+
+    async def write_arrow(self, batch: pa.Table, *, token: str) -> None:
+        if not batch.num_rows:
+            return
+        rows = self.loads.conform(batch)
+        async with _SIGNING:
+            stored = await retrying(
+                lambda: event_loads.stored_versions(self.store, rows), "sink_lookup_failed", table=EVENTS_TABLE, rows=rows.num_rows
+            )
+            # A retried insert keeps these signs: asked again after an insert that did land
+            # but failed to answer, ClickHouse would call the batch a replay and the
+            # read models would miss it; the token drops the insert that landed instead.
+            await self.loads.write_arrow(event_loads.signed(rows, stored), token=token)
 
 
 class Sinks:
-    """One TableSink per table, described on first use (the tables exist once migrations ran)."""
+    """One sink per table, described on first use (the tables exist once migrations ran)."""
 
     def __init__(self, store: ClickHouseStore) -> None:
         self._store = store
         self._sinks: dict[str, TableSink] = {}
+        self._events: EventLoadSink | None = None
 
     async def for_table(self, table: str) -> TableSink:
         if table not in self._sinks:
             self._sinks[table] = await TableSink.for_table(self._store, table)
         return self._sinks[table]
+
+    async def for_route(self, table: str) -> ArrowSink:
+        """The sink of the rows routed to `table`: `events` takes them signed, through `event_loads`."""
+        if table != EVENTS_TABLE:
+            return await self.for_table(table)
+        if self._events is None:
+            self._events = EventLoadSink(self._store, await self.for_table(EVENT_LOADS_TABLE))
+        return self._events
 
 
 def micro_batches(stream: Any, settings: Settings) -> Any:

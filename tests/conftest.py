@@ -23,7 +23,7 @@ from lms_events.migrations import migrate
 from lms_events.settings import Settings
 from lms_events.topics import ensure_topics
 from streams.app import create_stream_app
-from tests.support import Client, Gateway, start_gateway
+from tests.support import Client, Gateway, SignedCounts, start_gateway
 
 # Hypothesis' example database and notes name this checkout's absolute paths:
 # they are kept outside the repository, however pytest is started.
@@ -102,3 +102,11 @@ async def gateway(settings: Settings, store: ClickHouseStore, stream_app: Any) -
 async def client(gateway: Gateway) -> Client:
     """A client of a fresh organization with its own write key."""
     return await gateway.client()
+
+
+@pytest_asyncio.fixture
+async def signed_counts(store: ClickHouseStore) -> AsyncIterator[SignedCounts]:
+    """What a read model counts from event_loads, for as long as the test runs."""
+    counts = await SignedCounts.create(store)
+    yield counts
+    await counts.drop()

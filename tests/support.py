@@ -130,6 +130,43 @@ async def rows_for_org(store: ClickHouseStore, table: str, organization_id: str,
     )
 
 
+@dataclass
+class SignedCounts:
+    """A stand-in read model: sum(_sign) and sum(_sign * duration_ms) from `event_loads` per
+    organization and course, in a SummingMergeTree fed by a view, as the rollups will be."""
+
+    store: ClickHouseStore
+    table: str
+
+    @classmethod
+    async def create(cls, store: ClickHouseStore) -> SignedCounts:
+        counts = cls(store, f"signed_counts_{uuid.uuid4().hex[:12]}")
+        await store.execute(
+            f"CREATE TABLE {counts.table} (organization_id String, course_id String, events Int64, duration_ms Int64) "
+            # As events: a retried insert (same token) is dropped only by a table keeping a window of tokens.
+            "ENGINE = SummingMergeTree ORDER BY (organization_id, course_id) SETTINGS non_replicated_deduplication_window = 1000"
+        )
+        await store.execute(
+            f"CREATE MATERIALIZED VIEW {counts.table}_view TO {counts.table} AS SELECT organization_id, course_id, "
+            "sum(_sign) AS events, sum(_sign * toInt64(ifNull(duration_ms, 0))) AS duration_ms "
+            "FROM event_loads GROUP BY organization_id, course_id"
+        )
+        return counts
+
+    async def drop(self) -> None:
+        await self.store.execute(f"DROP VIEW IF EXISTS {self.table}_view")
+        await self.store.execute(f"DROP TABLE IF EXISTS {self.table}")
+
+    async def of(self, organization_id: str) -> dict[str, tuple[int, int]]:
+        """course_id -> (events, duration_ms) counted for the organization."""
+        rows = await self.store.query(
+            f"SELECT course_id, sum(events) AS events, sum(duration_ms) AS duration_ms FROM {self.table} "
+            "WHERE organization_id = {org:String} GROUP BY course_id",
+            {"org": organization_id},
+        )
+        return {row["course_id"]: (int(row["events"]), int(row["duration_ms"])) for row in rows}
+
+
 def accepted(event: dict[str, Any], received_at: str = "2026-01-27T14:30:46.000Z") -> dict[str, Any]:
     """An event as the gateway publishes it to `events.raw` (stamped, retention resolved)."""
     return {"retention_days": 2555, "received_at": received_at, **event}

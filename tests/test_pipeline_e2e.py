@@ -13,7 +13,7 @@ from lms_events.topics import INTAKE_OUTCOMES, RAW_EVENTS
 from streams.event_batch import EventBatch
 from streams.reference_store import EntityMap
 from streams.sink import TableSink
-from tests.support import Client, Gateway, eventually, new_event, rows_for_org, unique_org
+from tests.support import Client, Gateway, SignedCounts, eventually, new_event, rows_for_org, unique_org
 
 
 async def test_batch_lands_in_clickhouse_with_fields_intact(client: Client, store: ClickHouseStore) -> None:
@@ -86,9 +86,10 @@ async def test_replayed_messages_leave_one_row_per_event(gateway: Gateway, store
     assert len({r["event_id"] for r in stored}) == 6
 
 
-async def test_retried_insert_with_same_token_inserts_nothing(store: ClickHouseStore) -> None:
+async def test_retried_insert_with_same_token_inserts_nothing(store: ClickHouseStore, signed_counts: SignedCounts) -> None:
     org = unique_org()
-    sink = await TableSink.for_table(store, "events")
+    # Through event_loads, as every writer of events: the token holds across its view too.
+    sink = await TableSink.for_table(store, "event_loads")
     events = EventBatch(1, EntityMap({}))
     events.add([{**new_event(organization_id=org), "retention_days": 365, "received_at": "2026-01-27T14:30:46Z"} for _ in range(4)], "m")
     rows, _ = events.to_arrow()
@@ -99,6 +100,7 @@ async def test_retried_insert_with_same_token_inserts_nothing(store: ClickHouseS
         "SELECT count() AS n FROM events WHERE organization_id = {org:String}", {"org": org}
     )
     assert without_final[0]["n"] == 4
+    assert await signed_counts.of(org) == {"": (4, 0)}, "nor does it reach the read models twice"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from lms_events.settings import Settings
 from streams.backfill import BackfillScope, Progress, run_backfill
 from streams.reference_load import ReferenceFileError
 from tests.support import (
+    SignedCounts,
     accepted,
     eventually,
     new_event,
@@ -45,7 +46,7 @@ def _late_story(org: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
 
 def _plays(org: str, ids: dict[str, str], count: int) -> list[dict[str, Any]]:
     return [
-        accepted(new_event(organization_id=org, user_id=ids["user"], context={}, properties={"stage_id": ids["stage"], "score": 50}))
+        accepted(new_event(organization_id=org, user_id=ids["user"], context={}, properties={"stage_id": ids["stage"], "score": 50, "duration_ms": 1000}))
         for _ in range(count)
     ]
 
@@ -92,6 +93,43 @@ async def test_late_reference_data_is_filled_by_backfill(
     _assert_enriched(rows, ids)
     replaced = await store.query("SELECT count() AS n FROM events FINAL WHERE organization_id = {o:String}", {"o": org})
     assert replaced[0]["n"] == 4
+
+
+async def test_backfill_moves_what_the_read_models_counted_to_the_new_course(
+    stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path, signed_counts: SignedCounts
+) -> None:
+    org, ids, domain_events = await _stored_with_gaps(store, bootstrap, 1)
+    assert await eventually(lambda: signed_counts.of(org), bool) == {"": (1, 1000)}
+    await _load_reference(settings, store, tmp_path, ids, domain_events)
+
+    done = [p async for p in run_backfill(store, BackfillScope(organization_id=org))]
+
+    assert done[-1].finished and done[-1].done == 1
+    assert await signed_counts.of(org) == {"": (0, 0), ids["course"]: (1, 1000)}
+    _assert_enriched(await rows_for_org(store, "events", org, COLUMNS), ids)
+    # Re-enriching everything again changes nothing, so nothing is written or counted.
+    again = [p async for p in run_backfill(store, BackfillScope(organization_id=org, everything=True))]
+    assert again[-1].done == 1
+    assert await signed_counts.of(org) == {"": (0, 0), ids["course"]: (1, 1000)}
+    inserted = await store.query("SELECT count() AS n FROM events WHERE organization_id = {o:String}", {"o": org})
+    assert inserted[0]["n"] <= 2, "the stream's row and at most one re-enriched one (a merge may have joined them)"
+
+
+async def test_a_replay_after_the_reference_data_arrived_moves_the_event_as_backfill_would(
+    stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path, signed_counts: SignedCounts
+) -> None:
+    org = unique_org()
+    ids, domain_events = _late_story(org)
+    [play] = _plays(org, ids, 1)
+    await produce_events(bootstrap, [play])
+    await eventually(lambda: signed_counts.of(org), lambda counts: counts == {"": (1, 1000)})
+    await _load_reference(settings, store, tmp_path, ids, domain_events)
+
+    await produce_events(bootstrap, [play])  # consumed again, now enriched
+
+    counts = await eventually(lambda: signed_counts.of(org), lambda counts: ids["course"] in counts)
+    assert counts == {"": (0, 0), ids["course"]: (1, 1000)}
+    _assert_enriched(await rows_for_org(store, "events", org, COLUMNS), ids)
 
 
 async def test_interrupted_backfill_resumes_after_its_last_batch(
