@@ -26,7 +26,10 @@ CREATE TABLE IF NOT EXISTS enrollments
     enrolled_at     SimpleAggregateFunction(min, DateTime64(3, 'UTC'))
 )
 ENGINE = AggregatingMergeTree
-ORDER BY (organization_id, course_id, user_id, class_id);
+ORDER BY (organization_id, course_id, user_id, class_id)
+SETTINGS
+    -- a retried sink insert (same dedup token) must not count twice here either
+    non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS enrollments_from_facts TO enrollments AS
 SELECT organization_id, course_id, user_id, class_id, min(occurred_at) AS enrolled_at
@@ -51,7 +54,10 @@ CREATE TABLE IF NOT EXISTS course_completions
     final_score     AggregateFunction(argMin, Tuple(Nullable(Float64)), DateTime64(3, 'UTC'))
 )
 ENGINE = AggregatingMergeTree
-ORDER BY (organization_id, course_id, user_id);
+ORDER BY (organization_id, course_id, user_id)
+SETTINGS
+    -- a retried sink insert (same dedup token) must not count twice here either
+    non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS course_completions_from_facts TO course_completions AS
 SELECT organization_id, course_id, user_id, min(occurred_at) AS completed_at,
@@ -79,7 +85,10 @@ CREATE TABLE IF NOT EXISTS module_completions
     score           AggregateFunction(argMin, Tuple(Nullable(Float64)), DateTime64(3, 'UTC'))
 )
 ENGINE = AggregatingMergeTree
-ORDER BY (organization_id, course_id, module_id, user_id);
+ORDER BY (organization_id, course_id, module_id, user_id)
+SETTINGS
+    -- a retried sink insert (same dedup token) must not count twice here either
+    non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS module_completions_from_facts TO module_completions AS
 SELECT organization_id, course_id, module_id, user_id, min(occurred_at) AS completed_at,
@@ -110,7 +119,10 @@ CREATE TABLE IF NOT EXISTS assessment_attempts
     _version        UInt64
 )
 ENGINE = ReplacingMergeTree(_version)
-ORDER BY (organization_id, assessment_id, fact_id);
+ORDER BY (organization_id, assessment_id, fact_id)
+SETTINGS
+    -- a retried sink insert (same dedup token) must not count twice here either
+    non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS assessment_attempts_from_facts TO assessment_attempts AS
 SELECT organization_id, assessment_id, fact_id, user_id, course_id, occurred_at AS completed_at,
@@ -135,7 +147,10 @@ CREATE TABLE IF NOT EXISTS learners
     role            AggregateFunction(argMax, String, DateTime64(3, 'UTC'))
 )
 ENGINE = AggregatingMergeTree
-ORDER BY (organization_id, user_id);
+ORDER BY (organization_id, user_id)
+SETTINGS
+    -- a retried sink insert (same dedup token) must not count twice here either
+    non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS learners_from_facts TO learners AS
 SELECT organization_id, user_id,
@@ -163,7 +178,10 @@ CREATE TABLE IF NOT EXISTS courses
     module_ids      AggregateFunction(argMax, Array(String), DateTime64(3, 'UTC'))
 )
 ENGINE = AggregatingMergeTree
-ORDER BY (organization_id, course_id);
+ORDER BY (organization_id, course_id)
+SETTINGS
+    -- a retried sink insert (same dedup token) must not count twice here either
+    non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS courses_from_facts TO courses AS
 SELECT organization_id, course_id,
@@ -191,7 +209,10 @@ CREATE TABLE IF NOT EXISTS classes
     teacher_ids     AggregateFunction(argMax, Array(String), DateTime64(3, 'UTC'))
 )
 ENGINE = AggregatingMergeTree
-ORDER BY (organization_id, class_id);
+ORDER BY (organization_id, class_id)
+SETTINGS
+    -- a retried sink insert (same dedup token) must not count twice here either
+    non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS classes_from_facts TO classes AS
 SELECT organization_id, class_id,

@@ -31,7 +31,10 @@ CREATE TABLE IF NOT EXISTS activity_daily
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(event_date)
-ORDER BY (organization_id, event_date, department_id, course_id, class_id, event_type);
+ORDER BY (organization_id, event_date, department_id, course_id, class_id, event_type)
+SETTINGS
+    -- a retried sink insert (same dedup token) must not count twice here either
+    non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS activity_daily_from_loads TO activity_daily AS
 SELECT organization_id, event_date, department_id, course_id, class_id, event_type,
@@ -78,7 +81,10 @@ CREATE TABLE IF NOT EXISTS learner_activity_daily
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(event_date)
-ORDER BY (organization_id, user_id, event_date, course_id, class_id, department_id);
+ORDER BY (organization_id, user_id, event_date, course_id, class_id, department_id)
+SETTINGS
+    -- a retried sink insert (same dedup token) must not count twice here either
+    non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS learner_activity_daily_from_loads TO learner_activity_daily AS
 SELECT organization_id, user_id, event_date, course_id, class_id, department_id,
@@ -111,7 +117,10 @@ CREATE TABLE IF NOT EXISTS learner_skills
     first_at        SimpleAggregateFunction(min, DateTime64(3, 'UTC'))
 )
 ENGINE = AggregatingMergeTree
-ORDER BY (organization_id, user_id, skill);
+ORDER BY (organization_id, user_id, skill)
+SETTINGS
+    -- a retried sink insert (same dedup token) must not count twice here either
+    non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS learner_skills_from_loads TO learner_skills AS
 SELECT organization_id, user_id, arrayJoin(JSONExtract(properties, 'concept_tags', 'Array(String)')) AS skill,
