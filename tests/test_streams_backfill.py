@@ -100,7 +100,7 @@ async def test_backfill_moves_what_the_read_models_counted_to_the_new_course(
 ) -> None:
     org, ids, domain_events = await _stored_with_gaps(store, bootstrap, 1)
     assert await eventually(lambda: signed_counts.of(org), bool) == {"": (1, 1000)}
-    await _load_reference(settings, store, tmp_path, ids, domain_events)
+    await _load_reference(settings, store, tmp_path, org, ids, domain_events)
 
     done = [p async for p in run_backfill(store, BackfillScope(organization_id=org))]
 
@@ -123,7 +123,7 @@ async def test_a_replay_after_the_reference_data_arrived_moves_the_event_as_back
     [play] = _plays(org, ids, 1)
     await produce_events(bootstrap, [play])
     await eventually(lambda: signed_counts.of(org), lambda counts: counts == {"": (1, 1000)})
-    await _load_reference(settings, store, tmp_path, ids, domain_events)
+    await _load_reference(settings, store, tmp_path, org, ids, domain_events)
 
     await produce_events(bootstrap, [play])  # consumed again, now enriched
 
