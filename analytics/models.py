@@ -174,8 +174,8 @@ class EventItem(Model):
     event_type: str
     timestamp: Timestamp
     user_id: str
-    course_id: Annotated[str, Meta(description="empty when the event names none")]
-    class_id: Annotated[str, Meta(description="empty when the event names none")]
+    course_id: Annotated[str | None, Meta(description="null when the event names none")]
+    class_id: Annotated[str | None, Meta(description="null when the event names none")]
     score: float | None
     duration_ms: Annotated[int, Meta(ge=0)] | None
 
