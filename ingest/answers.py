@@ -67,6 +67,10 @@ class DomainResult(Answer, omit_defaults=True):
     index: Count
     status: Literal["accepted", "rejected"]
     event_type: Annotated[str | None, Meta(description="present when accepted")] = None
+    event_id: Annotated[
+        str | None,
+        Meta(description="the fact's identity: the producer's eventId, else a digest of its content; present when accepted"),
+    ] = None
     topic: Annotated[str | None, Meta(description="the Kafka topic it went to; present when accepted")] = None
     errors: Annotated[list[Violation], Meta(description="present when rejected")] = []
 

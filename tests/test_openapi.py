@@ -206,22 +206,6 @@ async def test_gateway_errors_are_documented(gateway: Gateway, client: Client, s
 USER, COURSE, ASSESSMENT = "u_doc", "c_doc", "a_doc"
 
 
-# The facts the stream app stores for domain events, written straight into
-# domain_facts (the read models' views derive learners, courses,
-# enrollments and attempts from them): this test is about the shape of
-# answers over real rows, not about the fact pipeline.
-FACTS = """
-    INSERT INTO domain_facts (organization_id, event_type, fact_id, occurred_at, user_id, course_id, assessment_id,
-                              department_id, score, passed, time_spent_s, module_ids, payload, _version)
-    VALUES
-    ({org:String}, 'UserCreated', 'f1', now64(3), {user:String}, '', '', 'd1', NULL, NULL, NULL, [], '{}', 1),
-    ({org:String}, 'CourseCreated', 'f2', now64(3), '', {course:String}, '', '', NULL, NULL, NULL, ['m1'], '{}', 1),
-    ({org:String}, 'UserEnrolled', 'f3', now64(3), {user:String}, {course:String}, '', '', NULL, NULL, NULL, [], '{}', 1),
-    ({org:String}, 'AssessmentCompleted', 'f4', now64(3), {user:String}, {course:String}, {assessment:String}, '',
-     80, true, 300, [], '{}', 1)
-"""
-
-
 async def _stored(store: ClickHouseStore, organization_id: str) -> list[int]:
     """Rows the read models hold for the organization: learner, course, enrollment, attempt, event."""
     counts = []
@@ -236,8 +220,16 @@ async def reader(gateway: Gateway, store: ClickHouseStore, settings: Settings) -
     """Read headers of a subscriber-admin of a small organization, once its data is queryable
     (asked before, the API would cache the empty answers)."""
     client = await gateway.client()
-    await store.execute(FACTS, {"org": client.organization_id, "user": USER, "course": COURSE, "assessment": ASSESSMENT})
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    domain = [
+        {"eventType": "UserCreated", "userId": USER, "departmentId": "d1"},
+        {"eventType": "CourseCreated", "courseId": COURSE, "contents": [{"contentId": "G-01542", "moduleId": "m1"}]},
+        {"eventType": "UserEnrolled", "userId": USER, "courseId": COURSE},
+        {"eventType": "AssessmentCompleted", "userId": USER, "assessmentId": ASSESSMENT, "courseId": COURSE,
+         "score": 80, "passed": True, "timeSpent": 300},
+    ]
+    status, answer = await client.post("/v1/domain-events", domain)
+    assert status == 200 and answer["totals"]["rejected"] == 0, answer
     status, answer = await client.post_batch([client.event(user_id=USER, timestamp=now, event_id=str(uuid.uuid4()))])
     assert status == 200 and answer["totals"]["accepted"] == 1, answer
     await eventually(lambda: _stored(store, client.organization_id), lambda counts: all(counts), timeout=60)
