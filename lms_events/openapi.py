@@ -70,15 +70,17 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": SCHEMA_REF.format(name=name)}
 
 
+_LOCAL_DEF = "#/$defs/"
+
+
 def _rewrite_refs(node: Any, prefix: str) -> Any:
     """A copy of a schema with `#/$defs/X` pointing at the hoisted component `<prefix>.X`."""
     if isinstance(node, dict):
-        return {
-            key: ref(f"{prefix}.{value[len('#/$defs/'):]}")["$ref"]
-            if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/")
-            else _rewrite_refs(value, prefix)
-            for key, value in node.items()
-        }
+        copy = {key: _rewrite_refs(value, prefix) for key, value in node.items()}
+        target = copy.get("$ref")
+        if isinstance(target, str) and target.startswith(_LOCAL_DEF):
+            copy["$ref"] = SCHEMA_REF.format(name=f"{prefix}.{target[len(_LOCAL_DEF):]}")
+        return copy
     if isinstance(node, list):
         return [_rewrite_refs(item, prefix) for item in node]
     return node
@@ -97,8 +99,8 @@ def hoisted(file: str, name: str) -> dict[str, Any]:
 
 @cache
 def component_schemas() -> dict[str, Any]:
-    models_types = (*models.ANSWERS, *answers.ANSWERS, ErrorAnswer)
-    _, generated = msgspec.json.schema_components(models_types, ref_template=SCHEMA_REF)
+    structs = (*models.ANSWERS, *answers.ANSWERS, ErrorAnswer)
+    _, generated = msgspec.json.schema_components(structs, ref_template=SCHEMA_REF)
     for file, name in REQUEST_SCHEMAS.items():
         request_schemas = hoisted(file, name)
         clash = set(request_schemas) & set(generated)
@@ -310,8 +312,11 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
                     "content": {JSON: {"schema": ref("DashboardFilters")}},
                 },
             ],
-            _json_or_csv("the dashboard", "DashboardAnswer", "one row a metric: metricType, value, previousValue, "
-                         "changePercentage, timeframe"),
+            _json_or_csv(
+                "the dashboard",
+                "DashboardAnswer",
+                "one row a metric: metricType, value, previousValue, changePercentage, timeframe",
+            ),
             entity=False,
         ),
         ("GET", "/api/v1/users/{userId}/analytics"): _entity("user", "userId", "UserAnalytics"),
