@@ -19,6 +19,7 @@ from analytics.cache import AnswerCache
 from analytics.invalidation import following
 from analytics.keys import CACHE, JWT_SECRET, SETTINGS, STORE
 from lms_events.clickhouse import ClickHouseStore, open_store
+from lms_events.docs import add_docs
 from lms_events.errors import ConfigError
 from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
@@ -66,7 +67,8 @@ def add_api(app: web.Application, settings: Settings, *, store: ClickHouseStore 
 
 
 def create_api_app(settings: Settings) -> web.Application:
-    """The API in a process of its own (`lms-events api`)."""
+    """The API in a process of its own (`lms-events api`); its /openapi.json describes what it serves: the API."""
     app = web.Application(middlewares=[error_middleware])
     add_api(app, settings)
+    add_docs(app)
     return app

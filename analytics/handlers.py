@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-import orjson
+import msgspec
 from aiohttp import web
 
-from analytics import assessments, courses, dashboard, drilldown, learners, params, progress
+from analytics import assessments, courses, dashboard, drilldown, learners, models, params, progress
 from analytics.export import object_csv, pages_csv, wants_csv
 from analytics.keys import CACHE, JWT_SECRET, STORE, SETTINGS
 from analytics.scope import Scope
@@ -25,8 +25,9 @@ from lms_events.tokens import verify
 BEARER = "Bearer "
 
 
-def json_answer(payload: Any) -> web.Response:
-    return web.Response(body=orjson.dumps(payload), content_type="application/json")
+def json_answer(payload: Any, model: type[models.Model]) -> web.Response:
+    """The answer checked against its model (a drift fails here, not in a client) and encoded from it."""
+    return web.Response(body=msgspec.json.encode(msgspec.convert(payload, model)), content_type="application/json")
 
 
 def scope_of(request: web.Request) -> Scope:
@@ -61,11 +62,15 @@ async def get_dashboard(request: web.Request) -> web.StreamResponse:
     if wants_csv(request):
         rows = [{key: metric[key] for key in ("metricType", "value", "previousValue", "changePercentage", "timeframe")} for metric in answer["metrics"]]
         return await object_csv(request, "dashboard.csv", rows)
-    return json_answer(answer)
+    return json_answer(answer, models.DashboardAnswer)
 
 
 async def _entity(
-    request: web.Request, name: str, what: str, compute: Callable[[Any, Scope, str], Awaitable[dict[str, Any] | None]]
+    request: web.Request,
+    name: str,
+    what: str,
+    compute: Callable[[Any, Scope, str], Awaitable[dict[str, Any] | None]],
+    model: type[models.Model],
 ) -> web.StreamResponse:
     scope = scope_of(request)
     entity_id = params.identifier(request.match_info[name], name)
@@ -74,29 +79,34 @@ async def _entity(
     answer = _found(await _cached(request, scope, ttl, lambda: compute(request.app[STORE], scope, entity_id)), what)
     if wants_csv(request):
         return await object_csv(request, f"{what}-{entity_id}.csv", [answer])
-    return json_answer(answer)
+    return json_answer(answer, model)
 
 
 async def get_user_analytics(request: web.Request) -> web.StreamResponse:
-    return await _entity(request, "userId", "user", learners.user_analytics)
+    return await _entity(request, "userId", "user", learners.user_analytics, models.UserAnalytics)
 
 
 async def get_course_analytics(request: web.Request) -> web.StreamResponse:
-    return await _entity(request, "courseId", "course", courses.course_analytics)
+    return await _entity(request, "courseId", "course", courses.course_analytics, models.CourseAnalytics)
 
 
 async def get_assessment_analytics(request: web.Request) -> web.StreamResponse:
-    return await _entity(request, "assessmentId", "assessment", assessments.assessment_analytics)
+    return await _entity(request, "assessmentId", "assessment", assessments.assessment_analytics, models.AssessmentAnalytics)
 
 
 async def _list(
-    request: web.Request, scope: Scope, filename: str, cursor_size: int, page: Callable[[list[Any] | None], Awaitable[dict[str, Any]]]
+    request: web.Request,
+    scope: Scope,
+    filename: str,
+    cursor_size: int,
+    page: Callable[[list[Any] | None], Awaitable[dict[str, Any]]],
+    model: type[models.Model],
 ) -> web.StreamResponse:
     if wants_csv(request):
         return await pages_csv(request, filename, page, lambda raw: params.decode_cursor({"cursor": raw}, cursor_size))  # type: ignore[return-value]
     after = params.decode_cursor(request.query, cursor_size)
     ttl = request.app[SETTINGS].cache_analytics_s
-    return json_answer(await _cached(request, scope, ttl, lambda: page(after)))
+    return json_answer(await _cached(request, scope, ttl, lambda: page(after)), model)
 
 
 async def get_learning_progress(request: web.Request) -> web.StreamResponse:
@@ -119,7 +129,7 @@ async def get_learning_progress(request: web.Request) -> web.StreamResponse:
     async def page(after: list[Any] | None) -> dict[str, Any]:
         return await progress.learning_progress(request.app[STORE], replace(base, after=after))
 
-    return await _list(request, scope, "learning-progress.csv", 2, page)
+    return await _list(request, scope, "learning-progress.csv", 2, page, models.ProgressPage)
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:
@@ -139,4 +149,4 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     async def page(after: list[Any] | None) -> dict[str, Any]:
         return await drilldown.events(request.app[STORE], replace(base, after=after))
 
-    return await _list(request, scope, "events.csv", 2, page)
+    return await _list(request, scope, "events.csv", 2, page, models.EventPage)

@@ -20,6 +20,10 @@ translated into these at the module that talks to that component.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import msgspec
+
 
 class LmsEventsError(Exception):
     """Base of every error lms-events raises on purpose."""
@@ -47,6 +51,17 @@ class MigrationError(StorageError):
     pass
 
 
+class ErrorAnswer(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """The body of every 4xx and 503 answer (gateway and analytics API alike);
+    the OpenAPI document's `Error` schema is derived from it."""
+
+    error: str
+    field: Annotated[
+        str | None,
+        msgspec.Meta(description="the parameter, header or body field at fault; absent when the request as a whole is"),
+    ] = None
+
+
 class ClientError(LmsEventsError):
     status = 400
 
@@ -56,10 +71,7 @@ class ClientError(LmsEventsError):
         self.field = field
 
     def as_json(self) -> dict[str, object]:
-        body: dict[str, object] = {"error": self.reason}
-        if self.field is not None:
-            body["field"] = self.field
-        return body
+        return msgspec.to_builtins(ErrorAnswer(self.reason, self.field))  # type: ignore[no-any-return]
 
 
 class BadRequest(ClientError):

@@ -29,6 +29,7 @@ from analytics.app import add_api, create_api_app
 from ingest.app import create_app
 from lms_events import embedded, tokens, write_keys
 from lms_events.clickhouse import ClickHouseStore, open_store
+from lms_events.docs import add_docs
 from lms_events.errors import ConfigError, StorageError
 from lms_events.instance import (
     Instance,
@@ -223,6 +224,7 @@ async def run_up(settings: Settings) -> None:
         admin_token = new_admin_token()
         app = create_app(settings, store=pipeline.store, admin_token=admin_token)
         add_api(app, settings, store=pipeline.store)
+        add_docs(app)  # last: the document describes every route added before it
         runner = web.AppRunner(
             app,
             shutdown_timeout=GATEWAY_SHUTDOWN_TIMEOUT_S,
@@ -277,6 +279,7 @@ def run_gateway(settings: Settings) -> None:
     except ImportError:
         loop = asyncio.new_event_loop()
     app = create_app(settings)
+    add_docs(app)
 
     async def tune_gc(_: web.Application) -> None:
         tune_gc_for_serving()

@@ -19,6 +19,7 @@ from analytics.app import add_api
 from ingest.app import create_app
 from ingest.keys import KEYRING, STORE
 from lms_events.clickhouse import ClickHouseStore
+from lms_events.docs import add_docs
 from lms_events.settings import Settings
 from lms_events.write_keys import create_key
 from lms_events.topics import RAW_EVENTS
@@ -115,6 +116,7 @@ async def start_gateway(
     app = create_app(settings, store=store, admin_token=admin_token)
     if store is not None:  # as under `lms-events up`: the process owning ClickHouse serves the read side too
         add_api(app, settings, store=store)
+    add_docs(app)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
