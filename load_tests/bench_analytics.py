@@ -1,7 +1,7 @@
 """Analytics read API benchmark: latency of every endpoint over 10M events, the ratio the rollups buy,
 ingest beside reads, dashboard freshness.
 
-    PYTHONPATH=. python load_tests/bench_analytics.py [--events 10000000] [--work-dir DIR]
+    PYTHONPATH=. python load_tests/bench_analytics.py [--events 10000000] [--ingest-seconds 10] [--work-dir DIR] [--profile]
 
 Starts a Tansu broker and valkey (bench_services.py) and one server process
 (serve_analytics.py: `lms-events up`'s shape, the gateway app with the
@@ -31,8 +31,51 @@ classes, student), 8 concurrent readers (2 a role):
      `summary.totalEvents` (uncached) polled every 50 ms until it moves;
      p50/p95 over the samples.
 Targets (issue 10): every endpoint p95 < 50 ms uncached; freshness p95 < 2 s.
+`--profile` instead times each endpoint's chDB queries, one reader at a
+time (serve_analytics.py wraps the store's calls: chDB has no query_log).
 
-Measured: see the docstring's end (filled after the run).
+Measured 2026-12-02 on the 2-core dev machine, 10M events (generation
+40.5 s: facts 3.3 s, events 27.2 s, OPTIMIZE FINAL 8.8 s; events 10.0M
+rows 351 MiB, activity_daily 800k rows 21 MiB, learner_activity_daily
+1.0M rows 28 MiB, learner_skills 374k, domain_facts 706k, enrollments
+100k, module_completions 360k, attempts 200k). ms; alone = 1 reader:
+
+    endpoint                          alone  unc p50  unc p95  c p50  c p95
+    dashboard 7d                       57.5    623.3    741.0    2.1    6.5
+    dashboard 30d                      72.4    649.3    764.0    2.0    3.4
+    dashboard 90d                      97.1    726.0    814.4    2.0    3.1
+    dashboard 1y                      125.0    912.5   1181.5    1.7    5.6
+    dashboard 30d, course filter       85.9    765.9    783.5    2.3    4.9
+    users/{id}/analytics               26.5    281.2    308.1    2.6    4.7
+    courses/{id}/analytics             29.1    268.4    330.6    2.9    8.1
+    assessments/{id}/analytics          7.6     66.4     84.1    1.4    3.2
+    learning-progress, first page      82.7    503.7    568.9    0.8    2.6
+    learning-progress, course+status   40.1    368.5    395.6    0.7    1.7
+    events, first page                131.2   1351.8   1891.4    0.8    4.5
+    events, one user, first page      137.7   1395.0   1831.2    1.2    9.9
+
+Target p95 < 50 ms uncached with 8 readers: NOT MET by any endpoint;
+cached every p95 <= 10 ms. Uncached p50 with 8 readers is 8-10x the
+one-reader time for every role alike: ChdbStore runs every query on one
+executor thread (a chDB session is not thread-safe), so 8 readers queue.
+Rollups vs raw rows (subscriber-admin dashboard, figures equal for every
+timeframe), p50 8 readers: 7d 433 vs 1,037 ms (x2.4), 30d 552 vs 1,573
+(x2.8), 90d 835 vs 1,846 (x2.2), 1y 1,408 vs 2,549 (x1.8); alone, raw
+114/199/218/354 ms against 57/72/97/125. Ingest (16 clients, 10 s):
+alone 56,786 events/s, beside 8 uncached readers 41,507 (x0.73; server
+CPU 67 % -> 124 %: chDB takes the second core; the gateway loop is not
+blocked, p99 52 -> 120 ms), 7 reads/s meanwhile (p50 983 ms). Freshness
+(event accepted -> dashboard totalEvents moved, 20 samples): p50 0.62 s,
+p95 0.90 s, target MET; drill-down lists it at p95 0.78 s. That run had
+branch event-loads merged in (main's sink wrote `events` directly, not
+`event_loads`, so the rollups, hence the dashboard, never saw a streamed
+event); the read path is the same code.
+`--profile` (one reader): a dashboard is 9 queries of 3-15 ms each
+(enrollments/completions as of e and of s: 7-16 ms each; the scoped
+roles' total_courses 11-13 ms; 1y daily chart 61 ms merging 365 days of
+uniqExact states); events drill-down is one `events FINAL` query of
+118-220 ms (the key (organization, type, day, user, event_id) serves
+neither `ORDER BY timestamp` nor a user filter).
 """
 
 from __future__ import annotations
@@ -210,6 +253,21 @@ async def measure_endpoints(session: aiohttp.ClientSession, base: str, who: dict
     return rows
 
 
+async def profile_endpoints(session: aiohttp.ClientSession, base: str, who: dict[str, Caller], until: str) -> None:
+    """One reader at a time, uncached: the chDB queries behind each endpoint, by role."""
+    for name, path in endpoints(until):
+        print(f"  {name}")
+        for caller in who.values():
+            await get(session, base + "/bench/profile", caller)
+            latencies = flat(await readers(session, base, [caller], path, ALONE_REQUESTS, cached=False))
+            _, shapes = await get(session, base + "/bench/profile", caller)
+            inside = sum(seconds for _, _, seconds, _ in shapes) / ALONE_REQUESTS * 1000
+            print(f"    {caller.role:<16} request p50 {statistics.median(latencies) * 1000:6.1f} ms, inside chDB {inside:6.1f} ms, "
+                  f"{sum(n for _, n, _, _ in shapes) / ALONE_REQUESTS:.0f} queries")
+            for sql, n, seconds, rows in shapes[:4]:
+                print(f"      {seconds / n * 1000:6.1f} ms x{n / ALONE_REQUESTS:.0f} {rows / n:>7,.0f} rows out  {sql[:100]}")
+
+
 def api_figures(answer: dict[str, Any]) -> dict[str, list[Any]]:
     return {m["metricType"]: [m["value"], m["previousValue"]] for m in answer["metrics"]}
 
@@ -369,6 +427,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--ingest-seconds", type=float, default=10.0)
+    parser.add_argument("--profile", action="store_true",
+                        help="only profile: each endpoint's chDB queries, one reader at a time (no other phase)")
     parser.add_argument("--work-dir", type=Path, default=None, help="where the temporary data dir goes (default: the system's temp dir)")
     args = parser.parse_args()
     secret = secrets.token_hex(32)
@@ -383,12 +443,20 @@ async def main() -> None:
                            "--jwt-secret", secret]
             print(f"analytics read benchmark: {os.cpu_count()} cores shared by readers, server (gateway + API + chDB), broker and valkey")
             started = time.monotonic()
-            process, base, key, ingest_key, generated = await start_server([*server_args, "--generate", str(args.events)], env)
+            process, base, key, ingest_key, generated = await start_server(
+                [*server_args, "--generate", str(args.events), *(["--profile"] if args.profile else [])], env)
             assert generated is not None
             print_generation(args.events, generated, time.monotonic() - started)
             until = generated["today"]
             connector = aiohttp.TCPConnector(limit=64)
             async with aiohttp.ClientSession(connector=connector) as session:
+                if args.profile:
+                    try:
+                        print("\nchDB queries behind each endpoint (1 reader, uncached; time inside chDB a query, queries a request, rows returned, SQL)")
+                        await profile_endpoints(session, base, who, until)
+                    finally:
+                        stop_server(process)
+                    return
                 try:
                     print(f"\nendpoints ({READERS} concurrent readers, 2 a role; ms; uncached = a cache miss each, "
                           f"{READERS * UNCACHED_REQUESTS} requests; cached {READERS * CACHED_REQUESTS}; alone = 1 subscriber-admin reader, p50)")

@@ -9,10 +9,13 @@ added (ingest.app.create_app + analytics.app.add_api, as `up` does) on a
 free port, with `--streams` the Faust stream app beside it, and prints
 `READY <port> <write key of bench-org-0> <write key of bench-ingest>`.
 
-One benchmark-only route: `GET /bench/raw-dashboard?timeframe=&until=`
+Benchmark-only routes: `GET /bench/raw-dashboard?timeframe=&until=`
 computes the dashboard's seven figures (value and previous value) from
 the raw tables (`events FINAL`, `domain_facts FINAL`) instead of the
 read models, through the same store, for the ratio the rollups buy.
+`GET /bench/profile` (with `--profile`): the chDB queries run since the
+last call, by SQL shape: count, time inside chDB, rows read (chDB has no
+system.query_log).
 """
 
 from __future__ import annotations
@@ -108,6 +111,31 @@ SELECT
 """
 
 
+PROFILE: dict[str, list[float]] = {}
+
+
+def profile_queries(store: Any) -> None:
+    """Time every chDB call inside the executor (no queueing), by the SQL's first 110 characters."""
+    run = store._run
+
+    def timed(sql: str, fmt: str, params: dict[str, Any] | None) -> Any:
+        started = time.perf_counter()
+        result = run(sql, fmt, params)
+        entry = PROFILE.setdefault(" ".join(sql.split())[:110], [0, 0.0, 0])
+        entry[0] += 1
+        entry[1] += time.perf_counter() - started
+        entry[2] += result.rows_read()
+        return result
+
+    store._run = timed
+
+
+async def profile(request: web.Request) -> web.Response:
+    shapes = sorted(PROFILE.items(), key=lambda item: -item[1][1])
+    PROFILE.clear()
+    return web.Response(body=orjson.dumps([[sql, n, seconds, rows] for sql, (n, seconds, rows) in shapes]), content_type="application/json")
+
+
 async def raw_dashboard(request: web.Request) -> web.Response:
     store: ClickHouseStore = request.app[BENCH_STORE]
     current = window(request.query)
@@ -139,6 +167,7 @@ async def main() -> None:
     parser.add_argument("--jwt-secret", required=True)
     parser.add_argument("--generate", type=int, default=0, help="events to generate (0: the data dir has them)")
     parser.add_argument("--streams", action="store_true", help="run the stream app too")
+    parser.add_argument("--profile", action="store_true", help="time every chDB query (GET /bench/profile)")
     args = parser.parse_args()
     settings = Settings(
         environment="development",
@@ -161,6 +190,9 @@ async def main() -> None:
     add_api(app, settings, store=store)
     app[BENCH_STORE] = store
     app.router.add_get("/bench/raw-dashboard", raw_dashboard)
+    if args.profile:
+        profile_queries(store)
+        app.router.add_get("/bench/profile", profile)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
