@@ -38,6 +38,8 @@ class _Metrics:
     duration_ms: int = 0
     last_event_at: datetime | None = None
     event_types: set[str] = field(default_factory=set)
+    facts: int = 0
+    fact_types: set[str] = field(default_factory=set)
 
     def add(self, counted: Mapping[str, Any]) -> None:
         """Add one group of a batch's rows: its BATCH_AGGREGATES, by their column names."""
@@ -58,6 +60,9 @@ class _Metrics:
         }
         if self.last_event_at is not None:
             metrics["lastEventAt"] = self.last_event_at.isoformat(timespec="milliseconds")
+        if self.facts:
+            metrics["domainFacts"] = self.facts
+            metrics["domainFactTypes"] = sorted(self.fact_types)
         if self.scored:
             metrics["scoredEvents"] = self.scored
             metrics["averageScore"] = round(self.score_sum / self.scored, 2)
@@ -95,11 +100,24 @@ class AnalyticsCoalescer:
         for counted in grouped.to_pylist():
             for entity_type, column in ENTITY_COLUMNS:
                 if entity_id := counted[column]:
-                    key = (entity_type, entity_id, counted["organization_id"])
-                    metrics = self._pending.get(key)
-                    if metrics is None:
-                        metrics = self._pending[key] = _Metrics()
-                    metrics.add(counted)
+                    self._metrics(entity_type, entity_id, counted["organization_id"]).add(counted)
+
+    def observe_facts(self, fact_rows: list[dict[str, Any]]) -> None:
+        """Count domain facts ClickHouse now holds (streams/facts.py rows): enrollments,
+        completions and attempts change the same figures events do."""
+        for fact in fact_rows:
+            for entity_type, column in ENTITY_COLUMNS:
+                if entity_id := fact.get(column):
+                    metrics = self._metrics(entity_type, entity_id, fact["organization_id"])
+                    metrics.facts += 1
+                    metrics.fact_types.add(fact["event_type"])
+
+    def _metrics(self, entity_type: str, entity_id: str, organization_id: str) -> _Metrics:
+        key = (entity_type, entity_id, organization_id)
+        metrics = self._pending.get(key)
+        if metrics is None:
+            metrics = self._pending[key] = _Metrics()
+        return metrics
 
     def drain(self) -> list[dict[str, Any]]:
         """One AnalyticsUpdated per entity changed since the last drain."""

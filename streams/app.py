@@ -152,6 +152,9 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
             await fact_sink.write(fact_rows, token=token)
             reference_tables.apply(merged)
             await send_to_bad_rows(poison)
+            coalescer.observe_facts(fact_rows)
+            if coalescer.full:
+                await publish_analytics()
 
     @app.agent(raw_events)
     async def load_events(stream: faust.StreamT) -> None:
