@@ -18,6 +18,7 @@ from lms_events.clickhouse import ClickHouseStore
 
 
 def parse_time(value: Any) -> datetime:
+    """A DateTime64 as either driver returns it (chDB: text, clickhouse-connect: a naive UTC datetime)."""
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 

@@ -59,7 +59,7 @@ async def user_analytics(store: ClickHouseStore, scope: Scope, user_id: str) -> 
         "totalCoursesCompleted": int(completed[0]["n"]),
         "totalLearningHours": rounded(hours(sum(int(day["learning_ms"]) for day in days))),
         "averageScore": rounded(mean(score_sum, score_count)),
-        "lastActiveDate": iso_z(max(str(day["last_at"]) for day in days)) if days else None,
+        "lastActiveDate": iso_z(max(day["last_at"] for day in days)) if days else None,
         "streakDays": streak_days([date.fromisoformat(str(day["event_date"])) for day in days]),
         "learningPath": [row["course_id"] for row in enrollments],
         "skillsAcquired": [row["skill"] for row in skills],

@@ -158,6 +158,6 @@ def iso_z(value: str | datetime | None) -> str | None:
     """A ClickHouse DateTime64 (as JSON gives it: 'YYYY-MM-DD HH:MM:SS.mmm') in answer form: ISO 8601, Z."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    if isinstance(value, datetime):  # clickhouse-connect: naive values are UTC, as the columns are
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return value.replace(" ", "T") + ("Z" if "." in value else ".000Z")
