@@ -160,7 +160,7 @@ def fact_statements(today: date) -> list[tuple[str, str, dict[str, str]]]:
         concat('cls_', toString(c), '_', toString(half)), '', '', '', NULL, NULL, NULL, [], [], '', '{{}}', 1
         FROM (SELECT number AS k, {_ENROLLMENT} FROM numbers({ENROLLMENTS}))"""
     # A third of the enrollments complete every module and then the course; the others stop after k/3 % n.
-    completed_modules = f"if(k % 3 = 0, n_modules, intDiv(k, 3) % n_modules)"
+    completed_modules = "if(k % 3 = 0, n_modules, intDiv(k, 3) % n_modules)"
     modules = f"""{fact}
         org, 'ModuleCompleted', concat('mc-', toString(k), '-', toString(m)),
         enrolled_at + toIntervalDay((m + 1) * 2) + toIntervalSecond((k * 31 + m) % 86400),

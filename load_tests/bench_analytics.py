@@ -463,7 +463,7 @@ async def main() -> None:
                     print(f"  {'endpoint':<34} {'alone':>7} {'unc p50':>8} {'unc p95':>8} {'c p50':>7} {'c p95':>7}   "
                           f"{'slowest role':<16} {'its p95':>7}   target p95 < {TARGET_P95_MS:.0f} ms")
                     rows = await measure_endpoints(session, base, who, until)
-                    print(f"  uncached p50 by role: " + "; ".join(
+                    print("  uncached p50 by role: " + "; ".join(
                         f"{row['name']}: " + ", ".join(f"{role} {value:.0f}" for role, value in row["roles_p50"].items()) for row in rows))
                     print(f"\nrollups vs raw rows (subscriber-admin dashboard, {READERS} readers, uncached)")
                     await measure_raw(session, base, who["subscriber-admin"], until)

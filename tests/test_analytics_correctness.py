@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -231,7 +231,7 @@ async def test_isolation_table(gateway: Gateway, settings: Settings, posted: Pos
     """What each role may and may not see; shared ids in two organizations never mix."""
     data = posted.data
     org, other_org = data.organization_ids
-    own, other = data.targets[org], data.targets[other_org]
+    own = data.targets[org]
     student = model.Scope("student", org, own.student_id)
     teacher = model.Scope("teacher", org, own.teacher_id)
     other_teacher = model.Scope("teacher", org, own.other_teacher_id)
