@@ -38,6 +38,7 @@ class IntakeTotals(Answer):
     duplicate: Count
     sampled_out: Count
     no_consent: Count
+    expired: Count
 
 
 class IntakeResult(Answer, omit_defaults=True):

@@ -8,6 +8,9 @@ directly. Each event gets exactly one status, decided in this order:
     sampled_out  its sampling class says drop (deterministic on event_id)
     no_consent   its user has not consented to its category
     rejected     over 32 KiB as it would be stored (privacy rules applied)
+    expired      its own retention (retention_days from its time) ran out
+                 before it arrived: storing it would only have the TTL
+                 drop it unseen, so it is counted, not stored
     duplicate    its event_id was accepted within the dedup window
     accepted     published to `events.raw`
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
@@ -32,6 +35,7 @@ from ingest.privacy import PrivacyFilter
 from ingest.publish import KafkaMessage
 from ingest.sampling import Sampler
 from ingest.timestamps import iso_ms
+from ingest.timestamps import parse as parse_time
 from ingest.validation import EventValidator, ValidEvent, Violation
 from lms_events.write_keys import WriteKey
 
@@ -41,14 +45,15 @@ UNKNOWN_TYPE = "(unknown)"
 
 
 class Status:
-    """The five fates of an event (plain strings: they are on the per-event hot path)."""
+    """The six fates of an event (plain strings: they are on the per-event hot path)."""
 
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     DUPLICATE = "duplicate"
     SAMPLED_OUT = "sampled_out"
     NO_CONSENT = "no_consent"
-    ALL = (ACCEPTED, REJECTED, DUPLICATE, SAMPLED_OUT, NO_CONSENT)
+    EXPIRED = "expired"
+    ALL = (ACCEPTED, REJECTED, DUPLICATE, SAMPLED_OUT, NO_CONSENT, EXPIRED)
 
 
 @dataclass(slots=True)
@@ -181,6 +186,10 @@ class Intake:
                 record(index, event_id, Status.REJECTED, event_type.name, too_large)
                 rejected.append(_rejected_record(index, event, too_large, received, organization_id))
                 continue
+            # Only a late event can have outlived its retention (every cap is at least a day).
+            if valid.late and _expired(valid.timestamp, stored_form.retention_days, received_at):
+                record(index, event_id, Status.EXPIRED, event_type.name)
+                continue
             fitting.append((index, event_id, event_type.name, batching.partition_key(stored_form), stored))
 
         firsts = await self._dedup.claim(organization_id, [event_id for _, event_id, _, _, _ in fitting])
@@ -205,6 +214,12 @@ class Intake:
     async def release(self, outcome: IntakeOutcome) -> None:
         """Kafka refused the outcome's messages: its accepted events were not stored."""
         await self._dedup.release(outcome.organization_id, outcome.claimed)
+
+
+def _expired(timestamp: str, retention_days: int, received_at: datetime) -> bool:
+    """Whether the TTL of the events tables (time + retention_days) has already passed."""
+    moment = parse_time(timestamp)
+    return moment is not None and moment + timedelta(days=retention_days) <= received_at
 
 
 def stored_event(

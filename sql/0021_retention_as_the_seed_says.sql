@@ -1,0 +1,11 @@
+-- Retention exactly as the Event Model seed's table says, on every table
+-- that stores events: TTL = the event's time + its retention_days, which
+-- the gateway sets from schemas/privacy.json (standard 7 years, sensitive
+-- 3, pii 1, system events 1; a client may ask for less).
+--
+-- perf_events used least(retention_days, 30): a system event of eleven
+-- months ago was answered `accepted` and was never queryable. It now keeps
+-- its year. Its day partitions (PARTITION BY toYYYYMMDD) become up to
+-- ~365 live partitions, well within what ClickHouse handles, and expiry
+-- still drops whole days.
+ALTER TABLE perf_events MODIFY TTL toDateTime(timestamp) + toIntervalDay(retention_days);
