@@ -17,7 +17,8 @@ from analytics import handlers
 from ingest.handlers import error_middleware
 from analytics.cache import AnswerCache
 from analytics.invalidation import following
-from analytics.keys import CACHE, JWT_SECRET, SETTINGS, STORE
+from analytics.keys import AUDIT, CACHE, JWT_SECRET, SETTINGS, STORE
+from lms_events.audit import AuditTrail
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.docs import add_docs
 from lms_events.errors import ConfigError
@@ -50,6 +51,12 @@ async def _answer_cache(app: web.Application) -> AsyncIterator[None]:
     await redis.aclose()
 
 
+async def _audit_trail(app: web.Application) -> AsyncIterator[None]:
+    async with AuditTrail(app[STORE]).running() as trail:
+        app[AUDIT] = trail
+        yield
+
+
 def add_api(app: web.Application, settings: Settings, *, store: ClickHouseStore | None = None) -> None:
     app[SETTINGS] = settings
     app[JWT_SECRET] = load_or_create_secret(settings.jwt_secret, settings.data_dir, SECRET_FILE)
@@ -57,6 +64,7 @@ def add_api(app: web.Application, settings: Settings, *, store: ClickHouseStore 
         app[STORE] = store
     else:
         app.cleanup_ctx.append(_clickhouse)
+    app.cleanup_ctx.append(_audit_trail)
     app.cleanup_ctx.append(_answer_cache)
     app.router.add_get(f"{PREFIX}/dashboard", handlers.get_dashboard)
     app.router.add_get(f"{PREFIX}/users/{{userId}}/analytics", handlers.get_user_analytics)
@@ -64,6 +72,7 @@ def add_api(app: web.Application, settings: Settings, *, store: ClickHouseStore 
     app.router.add_get(f"{PREFIX}/assessments/{{assessmentId}}/analytics", handlers.get_assessment_analytics)
     app.router.add_get(f"{PREFIX}/learning-progress", handlers.get_learning_progress)
     app.router.add_get(f"{PREFIX}/events", handlers.get_events)
+    app.router.add_get(f"{PREFIX}/audit", handlers.get_audit)
 
 
 def create_api_app(settings: Settings) -> web.Application:

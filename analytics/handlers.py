@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+import uuid
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from analytics import assessments, courses, dashboard, drilldown, learners, models, params, progress
+from analytics import assessments, audit_trail, courses, dashboard, drilldown, learners, models, params, progress
 from analytics.export import object_csv, pages_csv, wants_csv
-from analytics.keys import CACHE, JWT_SECRET, STORE, SETTINGS
+from analytics.keys import AUDIT, CACHE, JWT_SECRET, SETTINGS, STORE
 from analytics.scope import Scope
+from ingest.privacy import truncate_ip
+from lms_events.audit import AuditEntry
 from lms_events.errors import BadRequest, NotFound, Unauthorized
 from lms_events.tokens import verify
 
@@ -36,6 +39,24 @@ def scope_of(request: web.Request) -> Scope:
         raise Unauthorized("send a read token: Authorization: Bearer <JWT>")
     principal = verify(request.app[JWT_SECRET], header[len(BEARER) :].strip())
     return Scope.of(principal, params.identifier(request.query.get("organizationId"), "organizationId"))
+
+
+def audit(request: web.Request, scope: Scope, read: str, subject_user_id: str | None) -> None:
+    """Record a read of individual data (`read`: what was read; CSV makes it an export)."""
+    action = f"{'export' if wants_csv(request) else 'read'}.{read}"
+    request.app[AUDIT].record(
+        AuditEntry(
+            organization_id=scope.organization_id or "",
+            actor=scope.sub,
+            actor_role=str(scope.role),
+            action=action,
+            subject_user_id=subject_user_id or "",
+            target=request.path,
+            detail={name: value for name, value in request.query.items() if name not in ("cursor", "format")},
+            client_ip=truncate_ip(request.remote),
+            request_id=request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex,
+        )
+    )
 
 
 def _query_key(request: web.Request) -> list[tuple[str, str]]:
@@ -77,6 +98,8 @@ async def _entity(
     assert entity_id is not None
     ttl = request.app[SETTINGS].cache_analytics_s
     answer = _found(await _cached(request, scope, ttl, lambda: compute(request.app[STORE], scope, entity_id)), what)
+    if what == "user":
+        audit(request, scope, "user_analytics", entity_id)
     if wants_csv(request):
         return await object_csv(request, f"{what}-{entity_id}.csv", [answer])
     return json_answer(answer, model)
@@ -129,6 +152,8 @@ async def get_learning_progress(request: web.Request) -> web.StreamResponse:
     async def page(after: list[Any] | None) -> dict[str, Any]:
         return await progress.learning_progress(request.app[STORE], replace(base, after=after))
 
+    audit(request, scope, "learning_progress", base.user_id)
+
     return await _list(request, scope, "learning-progress.csv", 2, page, models.ProgressPage)
 
 
@@ -149,4 +174,28 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     async def page(after: list[Any] | None) -> dict[str, Any]:
         return await drilldown.events(request.app[STORE], replace(base, after=after))
 
+    audit(request, scope, "events", filters.get("user_id"))
+
     return await _list(request, scope, "events.csv", 2, page, models.EventPage)
+
+
+async def get_audit(request: web.Request) -> web.StreamResponse:
+    scope = scope_of(request)
+    audit_trail.require_administrator(scope)
+    query = request.query
+    filters = {
+        column: value
+        for name, column in audit_trail.FILTER_PARAMETERS.items()
+        if (value := params.identifier(query.get(name), name)) is not None
+    }
+    base = audit_trail.AuditQuery(
+        scope=scope, limit=params.limit(query), filters=filters, start=params.instant(query, "from"), end=params.instant(query, "to")
+    )
+
+    async def page(after: list[Any] | None) -> dict[str, Any]:
+        return await audit_trail.audit_entries(request.app[STORE], replace(base, after=after))
+
+    if wants_csv(request):
+        return await pages_csv(request, "audit.csv", page, lambda raw: params.decode_cursor({"cursor": raw}, 2))  # type: ignore[return-value]
+    # Never cached: the trail must show the latest rows.
+    return json_answer(await page(params.decode_cursor(query, 2)), models.AuditPage)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from analytics.cache import AnswerCache
+from lms_events.audit import AuditTrail
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
 
@@ -12,3 +13,4 @@ SETTINGS = web.AppKey("analytics_settings", Settings)
 STORE = web.AppKey("analytics_store", ClickHouseStore)
 CACHE = web.AppKey("analytics_cache", AnswerCache)
 JWT_SECRET = web.AppKey("analytics_jwt_secret", bytes)
+AUDIT = web.AppKey("analytics_audit", AuditTrail)

@@ -10,7 +10,7 @@ METRICS.md: rounded to 2 decimals, null where a mean has nothing to average.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -187,6 +187,26 @@ class EventPage(Model):
     next_cursor: Annotated[str | None, Meta(description="pass as `cursor` for the next page; null on the last")]
 
 
+class AuditItem(Model):
+    at: Timestamp
+    organization_id: str
+    actor: Annotated[str, Meta(description="the token's sub, a write key id, or `cli`")]
+    actor_role: str
+    action: Annotated[str, Meta(description="read.user_analytics, export.events, keys.create, consent.change, ...")]
+    subject_user_id: Annotated[str | None, Meta(description="whose data, when one user's")]
+    target: str
+    detail: dict[str, Any]
+    client_ip: Annotated[str, Meta(description="truncated (IPv4 /24, IPv6 /48)")]
+    request_id: str
+
+
+class AuditPage(Model):
+    """`GET /api/v1/audit`: a page, newest first."""
+
+    items: list[AuditItem]
+    next_cursor: Annotated[str | None, Meta(description="pass as `cursor` for the next page; null on the last")]
+
+
 ANSWERS: tuple[type[Model], ...] = (
     DashboardAnswer,
     UserAnalytics,
@@ -194,4 +214,5 @@ ANSWERS: tuple[type[Model], ...] = (
     AssessmentAnalytics,
     ProgressPage,
     EventPage,
+    AuditPage,
 )

@@ -20,12 +20,13 @@ from ingest import body, domain_events
 from ingest.consent import ConsentRecord
 from ingest.events import TOO_DEEP
 from ingest.intake import Caller
-from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, SETTINGS
+from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, SETTINGS, STORE
 from ingest.privacy import truncate_ip
 from ingest.publish import KafkaMessage
 from ingest.taxonomy import event_types, lookup
 from ingest.timestamps import iso_ms
 from ingest.validation import SchemaCheck, property_schema
+from lms_events.audit import AuditEntry, write_now
 from lms_events.errors import BadRequest, BrokerUnavailable, ClientError, NotFound, RateLimited
 from lms_events.topics import CONSENT_RECORDS
 from lms_events.write_keys import WriteKey
@@ -146,6 +147,17 @@ async def put_consent(request: web.Request) -> web.Response:
     # Kafka first: the durable copy must exist before the record takes effect.
     await request.app[PUBLISHER].publish([_consent_message(record)])
     await request.app[CONSENT].put(record)
+    entry = AuditEntry(
+        organization_id=key.organization_id,
+        actor=key.key_id,
+        actor_role="write-key",
+        action="consent.change",
+        subject_user_id=user_id,
+        target=request.path,
+        detail={"categories": record.categories, "age_band": record.age_band},
+        client_ip=truncate_ip(client_ip(request)),
+    )
+    await write_now(request.app[STORE], entry)
     return json_response({"consent": orjson.loads(record.to_json())})
 
 

@@ -26,6 +26,7 @@ import msgspec
 
 import schemas
 from analytics import models
+from analytics.audit_trail import FILTER_PARAMETERS as AUDIT_FILTERS
 from analytics.drilldown import FILTER_PARAMETERS
 from analytics.export import CSV_TYPE
 from analytics.params import DEFAULT_PAGE_SIZE, DEFAULT_TIMEFRAME, MAX_ID_LENGTH, MAX_PAGE_SIZE, TIMEFRAMES
@@ -342,6 +343,15 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
                 _instant("to", "before this instant (a date is its UTC midnight)"),
             ],
             "EventPage",
+        ),
+        ("GET", "/api/v1/audit"): _page(
+            "The audit trail of the organization, newest first (subscriber-admin, system-admin)",
+            [
+                *(_query(name, IDENTIFIER, f"only rows with this {name}") for name in AUDIT_FILTERS),
+                _instant("from", "from this instant on (a date is its UTC midnight)"),
+                _instant("to", "before this instant (a date is its UTC midnight)"),
+            ],
+            "AuditPage",
         ),
         ("GET", "/openapi.json"): {
             "tags": ["docs"],

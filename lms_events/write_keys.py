@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from lms_events.audit import AuditEntry, write_now
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.errors import LmsEventsError
 
@@ -66,6 +67,19 @@ async def _insert(store: ClickHouseStore, key: WriteKey) -> None:
     )
 
 
+async def _audit(store: ClickHouseStore, key: WriteKey, action: str) -> None:
+    # Keys are managed by the operator's commands (`lms-events keys`, `up`'s demo key).
+    entry = AuditEntry(
+        organization_id=key.organization_id,
+        actor="cli",
+        actor_role="operator",
+        action=action,
+        target=f"write_keys/{key.key_id}",
+        detail={"environment": key.environment, "name": key.name},
+    )
+    await write_now(store, entry)
+
+
 async def create_key(
     store: ClickHouseStore, *, organization_id: str, environment: str, name: str = ""
 ) -> tuple[WriteKey, str]:
@@ -78,6 +92,7 @@ async def create_key(
     plaintext = f"{KEY_PREFIX}_{environment[:4]}_{key_id}_{secrets.token_urlsafe(24)}"
     key = WriteKey(key_id, hash_key(plaintext), organization_id, environment, name, _now())
     await _insert(store, key)
+    await _audit(store, key, "keys.create")
     return key, plaintext
 
 
@@ -102,6 +117,7 @@ async def revoke_key(store: ClickHouseStore, key_id: str) -> WriteKey:
     if key.active:
         key = WriteKey(**{**asdict(key), "revoked_at": _now()})
         await _insert(store, key)
+        await _audit(store, key, "keys.revoke")
     return key
 
 
