@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from analytics.params import encode_cursor, iso_z, sql_time
+from analytics.params import encode_cursor, iso_z, narrowing, sql_time
 from analytics.scope import Scope
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.errors import Forbidden
@@ -51,16 +51,8 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
 
 async def audit_entries(store: ClickHouseStore, query: AuditQuery) -> dict[str, Any]:
     params: dict[str, Any] = {**query.scope.params, "page": query.limit + 1}
-    conditions = ""
-    for column, value in query.filters.items():
-        conditions += f" AND {column} = {{{column}:String}}"
-        params[column] = value
-    if query.start is not None:
-        conditions += " AND at >= toDateTime64({start:String}, 3, 'UTC')"
-        params["start"] = sql_time(query.start)
-    if query.end is not None:
-        conditions += " AND at < toDateTime64({end:String}, 3, 'UTC')"
-        params["end"] = sql_time(query.end)
+    conditions, bound = narrowing(query.filters, "at", query.start, query.end)
+    params.update(bound)
     if query.after is not None:
         conditions += " AND (at, request_id) < (toDateTime64({after_at:String}, 3, 'UTC'), {after_id:String})"
         params["after_at"], params["after_id"] = query.after

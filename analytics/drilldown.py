@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from analytics.params import encode_cursor, iso_z, sql_time
+from analytics.params import encode_cursor, iso_z, narrowing, sql_time
 from analytics.scope import Scope
 from lms_events.clickhouse import ClickHouseStore
 
@@ -41,16 +41,8 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
 
 async def events(store: ClickHouseStore, query: EventsQuery) -> dict[str, Any]:
     params: dict[str, Any] = {**query.scope.params, "page": query.limit + 1}
-    conditions = ""
-    for column, value in query.filters.items():
-        conditions += f" AND {column} = {{{column}:String}}"
-        params[column] = value
-    if query.start is not None:
-        conditions += " AND timestamp >= toDateTime64({start:String}, 3, 'UTC')"
-        params["start"] = sql_time(query.start)
-    if query.end is not None:
-        conditions += " AND timestamp < toDateTime64({end:String}, 3, 'UTC')"
-        params["end"] = sql_time(query.end)
+    conditions, bound = narrowing(query.filters, "timestamp", query.start, query.end)
+    params.update(bound)
     if query.after is not None:
         conditions += " AND (timestamp, event_id) > (toDateTime64({after_time:String}, 3, 'UTC'), {after_id:String})"
         params["after_time"], params["after_id"] = query.after

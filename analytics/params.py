@@ -161,3 +161,20 @@ def iso_z(value: str | datetime | None) -> str | None:
     if isinstance(value, datetime):  # clickhouse-connect: naive values are UTC, as the columns are
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return value.replace(" ", "T") + ("Z" if "." in value else ".000Z")
+
+
+def narrowing(
+    filters: dict[str, str], time_column: str, start: datetime | None, end: datetime | None
+) -> tuple[str, dict[str, Any]]:
+    """` AND ...` conditions (and their bound parameters) for equal-column filters and a [start, end) range."""
+    conditions, bound = "", {}
+    for column, value in filters.items():
+        conditions += f" AND {column} = {{{column}:String}}"
+        bound[column] = value
+    if start is not None:
+        conditions += f" AND {time_column} >= toDateTime64({{start:String}}, 3, 'UTC')"
+        bound["start"] = sql_time(start)
+    if end is not None:
+        conditions += f" AND {time_column} < toDateTime64({{end:String}}, 3, 'UTC')"
+        bound["end"] = sql_time(end)
+    return conditions, bound
