@@ -73,6 +73,7 @@ def add_api(app: web.Application, settings: Settings, *, store: ClickHouseStore 
     app.router.add_get(f"{PREFIX}/learning-progress", handlers.get_learning_progress)
     app.router.add_get(f"{PREFIX}/events", handlers.get_events)
     app.router.add_get(f"{PREFIX}/audit", handlers.get_audit)
+    app.router.add_get(f"{PREFIX}/me/data-usage", handlers.get_my_data_usage)
 
 
 def create_api_app(settings: Settings) -> web.Application:

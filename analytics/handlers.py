@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from analytics import assessments, audit_trail, courses, dashboard, drilldown, learners, models, params, progress
+from analytics import assessments, audit_trail, courses, dashboard, drilldown, learners, me, models, params, progress
 from analytics.export import object_csv, pages_csv, wants_csv
 from analytics.keys import AUDIT, CACHE, JWT_SECRET, SETTINGS, STORE
 from analytics.scope import Scope
@@ -199,3 +199,10 @@ async def get_audit(request: web.Request) -> web.StreamResponse:
         return await pages_csv(request, "audit.csv", page, lambda raw: params.decode_cursor({"cursor": raw}, 2))  # type: ignore[return-value]
     # Never cached: the trail must show the latest rows.
     return json_answer(await page(params.decode_cursor(query, 2)), models.AuditPage)
+
+
+async def get_my_data_usage(request: web.Request) -> web.StreamResponse:
+    scope = scope_of(request)
+    answer = await me.data_usage(request.app[STORE], scope)
+    audit(request, scope, "data_usage", scope.sub)
+    return json_answer(answer, models.DataUsage)

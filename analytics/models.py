@@ -207,6 +207,29 @@ class AuditPage(Model):
     next_cursor: Annotated[str | None, Meta(description="pass as `cursor` for the next page; null on the last")]
 
 
+class MyConsent(Model):
+    source: Annotated[Literal["record", "defaults"], Meta(description="a consent record of yours, or the defaults")]
+    categories: Annotated[dict[str, bool], Meta(description="collected (true) or not, per category")]
+    age_band: str | None
+    parental_consent: bool | None
+    updated_at: Annotated[str | None, Meta(description="when your record last changed")]
+
+
+class RetentionDays(Model):
+    by_privacy_level: dict[str, int]
+    by_category: dict[str, int]
+
+
+class DataUsage(Model):
+    """`GET /api/v1/me/data-usage`: what is collected about you, how long it is kept, how many rows are held."""
+
+    user_id: str
+    organization_id: str
+    consent: MyConsent
+    retention_days: RetentionDays
+    stored_rows: Annotated[dict[str, int], Meta(description="rows per table that name you")]
+
+
 ANSWERS: tuple[type[Model], ...] = (
     DashboardAnswer,
     UserAnalytics,
@@ -215,4 +238,5 @@ ANSWERS: tuple[type[Model], ...] = (
     ProgressPage,
     EventPage,
     AuditPage,
+    DataUsage,
 )

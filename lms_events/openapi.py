@@ -353,6 +353,12 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
             ],
             "AuditPage",
         ),
+        ("GET", "/api/v1/me/data-usage"): _read(
+            "What is collected about you, how long each kind is kept, and how many rows are held about you",
+            [],
+            _answer("your data usage", ref("DataUsage")),
+            entity=False,
+        ),
         ("GET", "/openapi.json"): {
             "tags": ["docs"],
             "summary": "This document",

@@ -72,3 +72,24 @@ async def test_only_administrators_read_the_trail_of_their_organization(gateway:
     assert await trail(gateway, settings, unique_org()) == []  # another organization's admin sees nothing of it
     status, page = await get(gateway, "/api/v1/audit", bearer(settings, None, "system-admin"), organizationId=org)
     assert status == 200 and page["items"] and {row["organizationId"] for row in page["items"]} == {org}
+
+
+async def test_a_learner_sees_what_is_kept_about_them(gateway: Gateway, settings: Settings, client: Client) -> None:
+    me = bearer(settings, client.organization_id, "student", "u_me")
+    status, usage = await get(gateway, "/api/v1/me/data-usage", me)
+    assert status == 200
+    assert usage["consent"]["source"] == "defaults" and usage["consent"]["categories"]["learning_progress"] is True
+    assert usage["retentionDays"]["byPrivacyLevel"] == {"standard": 2555, "sensitive": 1095, "pii": 365}
+    assert usage["storedRows"]["events"] == 0
+
+    status, answer = await client.post_batch([client.event(user_id="u_me"), client.event(user_id="u_other")])
+    assert answer["totals"]["accepted"] == 2
+    assert (await _put_consent(client, "u_me"))[0] == 200
+    usage = await eventually(
+        lambda: get(gateway, "/api/v1/me/data-usage", me),
+        lambda answer: answer[1]["storedRows"]["events"] == 1 and answer[1]["consent"]["source"] == "record",
+    )
+    assert usage[1]["consent"]["categories"]["user_interaction"] is False
+    assert usage[1]["storedRows"]["consent_records"] == 1
+    # Every table naming users is counted, found from system.columns.
+    assert {"events", "domain_facts", "learner_activity_daily", "audit_log", "consent_records"} <= set(usage[1]["storedRows"])

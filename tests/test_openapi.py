@@ -246,6 +246,7 @@ READS = (
     ("/api/v1/learning-progress", "/api/v1/learning-progress", {"limit": "1"}),
     ("/api/v1/events", "/api/v1/events", {"userId": USER}),
     ("/api/v1/audit", "/api/v1/audit", {"limit": "1", "action": "read.events"}),
+    ("/api/v1/me/data-usage", "/api/v1/me/data-usage", {}),
 )
 
 
