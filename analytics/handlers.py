@@ -22,11 +22,8 @@ from analytics.keys import AUDIT, CACHE, JWT_SECRET, SETTINGS, STORE
 from analytics.scope import Scope
 from ingest.privacy import truncate_ip
 from lms_events.audit import AuditEntry
-from lms_events.errors import BadRequest, NotFound, Unauthorized
-from lms_events.tokens import verify
-
-BEARER = "Bearer "
-
+from lms_events.errors import BadRequest, NotFound
+from lms_events.tokens import bearer_token, verify
 
 def json_answer(payload: Any, model: type[models.Model]) -> web.Response:
     """The answer checked against its model (a drift fails here, not in a client) and encoded from it."""
@@ -34,10 +31,7 @@ def json_answer(payload: Any, model: type[models.Model]) -> web.Response:
 
 
 def scope_of(request: web.Request) -> Scope:
-    header = request.headers.get("Authorization", "")
-    if not header.startswith(BEARER):
-        raise Unauthorized("send a read token: Authorization: Bearer <JWT>")
-    principal = verify(request.app[JWT_SECRET], header[len(BEARER) :].strip())
+    principal = verify(request.app[JWT_SECRET], bearer_token(request))
     return Scope.of(principal, params.identifier(request.query.get("organizationId"), "organizationId"))
 
 

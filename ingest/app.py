@@ -20,8 +20,8 @@ from ingest.consent import ConsentStore, reload_consent
 from ingest.cors import cors_middleware
 from ingest.dedup import Deduplicator
 from ingest.intake import Intake
-from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, REDIS, SETTINGS, STORE
-from ingest.privacy import PrivacyFilter, load_or_create_secret
+from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, READ_SECRET, REDIS, SETTINGS, STORE
+from ingest.privacy import PrivacyFilter, pii_secret
 from ingest.publish import EventPublisher
 from ingest.ratelimit import RateLimiter
 from ingest.redis_pipe import PipelinedRedis
@@ -29,7 +29,9 @@ from ingest.sampling import Sampler
 from ingest.validation import EventValidator
 from lms_events.admin import create_admin_app
 from lms_events.clickhouse import ClickHouseStore, open_store
+from lms_events import tokens
 from lms_events.errors import ConfigError
+from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
 
 REDIS_TIMEOUT_S = 2.0
@@ -85,7 +87,7 @@ async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
         sampler=Sampler.from_settings(settings),
         dedup=Deduplicator(redis, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
         consent=app[CONSENT],
-        privacy=PrivacyFilter(load_or_create_secret(settings.pii_secret, settings.data_dir)),
+        privacy=PrivacyFilter(pii_secret(settings.pii_secret, settings.data_dir)),
     )
     yield
     await redis.aclose()
@@ -114,6 +116,7 @@ def create_app(
         handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
+    app[READ_SECRET] = load_or_create_secret(settings.jwt_secret, settings.data_dir, tokens.SECRET_FILE)
     if store is not None:
         app[STORE] = store
     else:
@@ -126,6 +129,7 @@ def create_app(
     app.router.add_post("/v1/events", handlers.post_event)
     app.router.add_post("/v1/domain-events", handlers.post_domain_events)
     app.router.add_put("/v1/consent/{user_id}", handlers.put_consent)
+    app.router.add_put("/api/v1/me/consent", handlers.put_my_consent)
     app.router.add_get("/v1/schemas", handlers.get_schemas)
     app.router.add_get("/v1/schemas/{event_type}", handlers.get_event_schema)
     app.router.add_get("/health", health.get_health)

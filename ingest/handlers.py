@@ -20,13 +20,14 @@ from ingest import body, domain_events
 from ingest.consent import ConsentRecord
 from ingest.events import TOO_DEEP
 from ingest.intake import Caller
-from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, SETTINGS, STORE
+from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, READ_SECRET, SETTINGS, STORE
 from ingest.privacy import truncate_ip
 from ingest.publish import KafkaMessage
 from ingest.taxonomy import event_types, lookup
 from ingest.timestamps import iso_ms
 from ingest.validation import SchemaCheck, property_schema
 from lms_events.audit import AuditEntry, write_now
+from lms_events.tokens import bearer_token, verify
 from lms_events.errors import BadRequest, BrokerUnavailable, ClientError, NotFound, RateLimited
 from lms_events.topics import CONSENT_RECORDS
 from lms_events.write_keys import WriteKey
@@ -129,15 +130,34 @@ def _consent_message(record: ConsentRecord) -> KafkaMessage:
 
 
 async def put_consent(request: web.Request) -> web.Response:
+    """A platform (write key) sets a user's consent."""
     key = request.app[KEYRING].authenticate(request)
     payload = await body.read_json(request)
     await _within_rate_limit(request, key, 1)
+    return await _change_consent(
+        request, key.organization_id, request.match_info["user_id"], payload, actor=key.key_id, actor_role="write-key"
+    )
+
+
+async def put_my_consent(request: web.Request) -> web.Response:
+    """A person (read token) changes their own consent: transparency, Event Model seed."""
+    principal = verify(request.app[READ_SECRET], bearer_token(request))
+    if principal.organization_id is None:
+        raise BadRequest("a token without an organization has no consent record", field="org")
+    payload = await body.read_json(request)
+    return await _change_consent(
+        request, principal.organization_id, principal.sub, payload, actor=principal.sub, actor_role=str(principal.role)
+    )
+
+
+async def _change_consent(
+    request: web.Request, organization_id: str, user_id: str, payload: Any, *, actor: str, actor_role: str
+) -> web.Response:
     violations = _consent_check().violations(payload)
     if violations:
         raise BadRequest(f"{violations[0].field}: {violations[0].message}", field=violations[0].field)
-    user_id = request.match_info["user_id"]
     record = ConsentRecord(
-        organization_id=key.organization_id,
+        organization_id=organization_id,
         user_id=user_id,
         categories=payload.get("categories") or {},
         age_band=payload.get("age_band"),
@@ -148,9 +168,9 @@ async def put_consent(request: web.Request) -> web.Response:
     await request.app[PUBLISHER].publish([_consent_message(record)])
     await request.app[CONSENT].put(record)
     entry = AuditEntry(
-        organization_id=key.organization_id,
-        actor=key.key_id,
-        actor_role="write-key",
+        organization_id=organization_id,
+        actor=actor,
+        actor_role=actor_role,
         action="consent.change",
         subject_user_id=user_id,
         target=request.path,

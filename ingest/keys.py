@@ -21,3 +21,5 @@ KEYRING = web.AppKey("keyring", KeyRing)
 CONSENT = web.AppKey("consent", ConsentStore)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 INTAKE = web.AppKey("intake", Intake)
+# HS256 secret of read tokens: a person changes their own consent with theirs.
+READ_SECRET = web.AppKey("read_secret", bytes)

@@ -34,7 +34,7 @@ PSEUDONYM_PREFIX = "anon_"
 SECRET_FILE = "pii_secret"
 
 
-def load_or_create_secret(configured: str | None, data_dir: Path) -> bytes:
+def pii_secret(configured: str | None, data_dir: Path) -> bytes:
     """The pseudonymisation secret: configured, or generated once into the data dir."""
     return secret_files.load_or_create_secret(configured, data_dir, SECRET_FILE)
 

@@ -353,6 +353,13 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
             ],
             "AuditPage",
         ),
+        ("PUT", "/api/v1/me/consent"): {
+            "tags": ["analytics"],
+            "summary": "Change your own consent per category (read token); takes effect at the gateway at once",
+            "security": [{READ_TOKEN: []}],
+            "requestBody": {"required": True, "content": {JSON: {"schema": ref("Consent")}}},
+            "responses": {"200": _answer("your consent record", ref("ConsentAnswer")), **READ_ERRORS},
+        },
         ("GET", "/api/v1/me/data-usage"): _read(
             "What is collected about you, how long each kind is kept, and how many rows are held about you",
             [],

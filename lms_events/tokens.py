@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import jwt
 
@@ -44,6 +45,17 @@ class Principal:
     role: Role
     organization_id: str | None
     departments: tuple[str, ...] = ()
+
+
+BEARER = "Bearer "
+
+
+def bearer_token(request: Any) -> str:
+    """The token of an `Authorization: Bearer <JWT>` header (any object with `.headers`)."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith(BEARER):
+        raise Unauthorized("send a read token: Authorization: Bearer <JWT>")
+    return header[len(BEARER) :].strip()
 
 
 def mint(

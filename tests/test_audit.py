@@ -93,3 +93,23 @@ async def test_a_learner_sees_what_is_kept_about_them(gateway: Gateway, settings
     assert usage[1]["storedRows"]["consent_records"] == 1
     # Every table naming users is counted, found from system.columns.
     assert {"events", "domain_facts", "learner_activity_daily", "audit_log", "consent_records"} <= set(usage[1]["storedRows"])
+
+
+async def test_a_learner_changes_their_own_consent_and_the_gateway_honours_it(
+    gateway: Gateway, settings: Settings, client: Client
+) -> None:
+    me = bearer(settings, client.organization_id, "student", "u_self")
+    async with gateway.session.put(
+        f"{gateway.url}/api/v1/me/consent", headers=me, json={"categories": {"learning_progress": False}}
+    ) as response:
+        assert response.status == 200, await response.text()
+        assert (await response.json())["consent"]["user_id"] == "u_self"
+    status, answer = await client.post_batch([client.event(user_id="u_self"), client.event(user_id="u_someone")])
+    assert [r["status"] for r in answer["results"]] == ["no_consent", "accepted"]
+    # Bad input names the field; a write key cannot use the person's door.
+    async with gateway.session.put(f"{gateway.url}/api/v1/me/consent", headers=me, json={"categories": {"learning_progress": "no"}}) as response:
+        assert response.status == 400 and "categories" in (await response.json())["field"]
+    async with gateway.session.put(f"{gateway.url}/api/v1/me/consent", headers=client.headers, json={"categories": {}}) as response:
+        assert response.status == 401
+    rows = await eventually(lambda: trail(gateway, settings, client.organization_id, userId="u_self"), bool)
+    assert rows[0]["action"] == "consent.change" and rows[0]["actor"] == "u_self" and rows[0]["actorRole"] == "student"
