@@ -22,9 +22,8 @@ from lms_events.audit import AuditTrail
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.docs import add_docs
 from lms_events.errors import ConfigError
-from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
-from lms_events.tokens import SECRET_FILE
+from lms_events.tokens import signing_secret
 
 PREFIX = "/api/v1"
 REDIS_TIMEOUT_S = 2.0
@@ -59,7 +58,7 @@ async def _audit_trail(app: web.Application) -> AsyncIterator[None]:
 
 def add_api(app: web.Application, settings: Settings, *, store: ClickHouseStore | None = None) -> None:
     app[SETTINGS] = settings
-    app[JWT_SECRET] = load_or_create_secret(settings.jwt_secret, settings.data_dir, SECRET_FILE)
+    app[JWT_SECRET] = signing_secret(settings)
     if store is not None:
         app[STORE] = store
     else:

@@ -31,7 +31,6 @@ from lms_events.admin import create_admin_app
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events import tokens
 from lms_events.errors import ConfigError
-from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
 
 REDIS_TIMEOUT_S = 2.0
@@ -116,7 +115,7 @@ def create_app(
         handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
-    app[READ_SECRET] = load_or_create_secret(settings.jwt_secret, settings.data_dir, tokens.SECRET_FILE)
+    app[READ_SECRET] = tokens.signing_secret(settings)
     if store is not None:
         app[STORE] = store
     else:

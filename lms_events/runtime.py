@@ -40,7 +40,6 @@ from lms_events.instance import (
     write_instance,
 )
 from lms_events.migrations import migrate
-from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
 from lms_events.topics import PIPELINE_TOPICS, STREAM_APP_ID, ensure_topics
 from streams import reference_load
@@ -190,7 +189,7 @@ async def demo_write_key(settings: Settings, store: ClickHouseStore) -> str:
 
 def demo_read_token(settings: Settings) -> str:
     """A subscriber-admin read token of the demo organization (the README's dashboard example)."""
-    secret = load_or_create_secret(settings.jwt_secret, settings.data_dir, tokens.SECRET_FILE)
+    secret = tokens.signing_secret(settings)
     return tokens.mint(secret, sub="demo-admin", role=tokens.Role.SUBSCRIBER_ADMIN, organization_id=DEMO_ORGANIZATION)
 
 
@@ -310,7 +309,7 @@ def run_api(settings: Settings) -> None:
 
 
 def mint_token(settings: Settings, *, sub: str, role: str, organization_id: str | None, departments: list[str]) -> str:
-    secret = load_or_create_secret(settings.jwt_secret, settings.data_dir, tokens.SECRET_FILE)
+    secret = tokens.signing_secret(settings)
     return tokens.mint(secret, sub=sub, role=role, organization_id=organization_id, departments=departments)
 
 

@@ -18,6 +18,8 @@ from typing import Any
 import jwt
 
 from lms_events.errors import Unauthorized
+from lms_events.secret_files import load_or_create_secret
+from lms_events.settings import Settings
 
 ALGORITHM = "HS256"
 SECRET_FILE = "jwt_secret"
@@ -45,6 +47,11 @@ class Principal:
     role: Role
     organization_id: str | None
     departments: tuple[str, ...] = ()
+
+
+def signing_secret(settings: Settings) -> bytes:
+    """LMS_EVENTS_JWT_SECRET, else the one generated into the data dir (one machine's `up`)."""
+    return load_or_create_secret(settings.jwt_secret, settings.data_dir, SECRET_FILE)
 
 
 BEARER = "Bearer "

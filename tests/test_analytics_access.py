@@ -14,7 +14,6 @@ import jwt
 import pytest
 
 from lms_events import tokens
-from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
 from tests.support import Client, Gateway, unique_org
 
@@ -29,7 +28,7 @@ ENDPOINTS = (
 
 
 def secret(settings: Settings) -> bytes:
-    return load_or_create_secret(settings.jwt_secret, settings.data_dir, tokens.SECRET_FILE)
+    return tokens.signing_secret(settings)
 
 
 def token(settings: Settings, role: str = "subscriber-admin", org: str | None = "org_a", sub: str = "admin", **claims: object) -> str:

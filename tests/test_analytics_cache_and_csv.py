@@ -16,7 +16,6 @@ import orjson
 from datetime import UTC, datetime
 
 from lms_events import tokens
-from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
 from tests.support import Client, Gateway, eventually
 
@@ -25,7 +24,7 @@ TODAY = datetime.now(UTC).date().isoformat()
 
 
 def token(settings: Settings, organization_id: str, role: str = "subscriber-admin", sub: str = "admin") -> str:
-    secret = load_or_create_secret(settings.jwt_secret, settings.data_dir, tokens.SECRET_FILE)
+    secret = tokens.signing_secret(settings)
     return tokens.mint(secret, sub=sub, role=role, organization_id=organization_id)
 
 

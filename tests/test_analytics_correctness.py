@@ -26,7 +26,6 @@ from aiokafka import AIOKafkaConsumer
 
 from lms_events import tokens
 from lms_events.clickhouse import ClickHouseStore
-from lms_events.secret_files import load_or_create_secret
 from lms_events.runtime import consumer_lag
 from lms_events.settings import Settings
 from lms_events.topics import DOMAIN_TOPICS, PIPELINE_TOPICS, RAW_EVENTS, STREAM_APP_ID
@@ -102,7 +101,7 @@ async def posted(gateway: Gateway, store: ClickHouseStore) -> AsyncIterator[Post
 
 
 def token_for(settings: Settings, scope: model.Scope) -> str:
-    secret = load_or_create_secret(settings.jwt_secret, settings.data_dir, tokens.SECRET_FILE)
+    secret = tokens.signing_secret(settings)
     org = None if scope.role == "system-admin" else scope.organization_id
     return tokens.mint(secret, sub=scope.sub or "admin", role=scope.role, organization_id=org, departments=scope.departments)
 

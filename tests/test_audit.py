@@ -7,13 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from lms_events import tokens
-from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
 from tests.support import Client, Gateway, eventually, unique_org
 
 
 def bearer(settings: Settings, organization_id: str | None, role: str = "subscriber-admin", sub: str = "admin") -> dict[str, str]:
-    secret = load_or_create_secret(settings.jwt_secret, settings.data_dir, tokens.SECRET_FILE)
+    secret = tokens.signing_secret(settings)
     return {"Authorization": f"Bearer {tokens.mint(secret, sub=sub, role=role, organization_id=organization_id)}"}
 
 

@@ -27,7 +27,6 @@ from lms_events import tokens
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.docs import add_docs, described_routes
 from lms_events.openapi import document
-from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
 from tests.support import Client, Gateway, eventually
 
@@ -233,7 +232,7 @@ async def reader(gateway: Gateway, store: ClickHouseStore, settings: Settings) -
     status, answer = await client.post_batch([client.event(user_id=USER, timestamp=now, event_id=str(uuid.uuid4()))])
     assert status == 200 and answer["totals"]["accepted"] == 1, answer
     await eventually(lambda: _stored(store, client.organization_id), lambda counts: all(counts), timeout=60)
-    secret = load_or_create_secret(settings.jwt_secret, settings.data_dir, tokens.SECRET_FILE)
+    secret = tokens.signing_secret(settings)
     token = tokens.mint(secret, sub="admin", role=tokens.Role.SUBSCRIBER_ADMIN, organization_id=client.organization_id)
     return {"Authorization": f"Bearer {token}"}
 
