@@ -60,10 +60,12 @@ async def pages_csv(
     request: web.Request, filename: str, page: Callable[[list[Any] | None], Awaitable[dict[str, Any]]], decode: Callable[[str], list[Any]]
 ) -> web.StreamResponse:
     """Every page of a list answer, from the request's cursor on."""
-    response = await _start(request, filename)
     cursor = request.query.get("cursor")
+    after = decode(cursor) if cursor else None  # a bad cursor is a 400, before the 200 has started
+    first_page = await page(after)  # so is anything the first query refuses
+    response = await _start(request, filename)
     first = True
-    async for items in _walk(page, decode(cursor) if cursor else None, decode):
+    async for items in _walk(page, first_page, decode):
         await response.write(_lines(items, header=first).encode())
         first = False
     await response.write_eof()
@@ -71,11 +73,10 @@ async def pages_csv(
 
 
 async def _walk(
-    page: Callable[[list[Any] | None], Awaitable[dict[str, Any]]], after: list[Any] | None, decode: Callable[[str], list[Any]]
+    page: Callable[[list[Any] | None], Awaitable[dict[str, Any]]], answer: dict[str, Any], decode: Callable[[str], list[Any]]
 ) -> AsyncIterator[list[dict[str, Any]]]:
     while True:
-        answer = await page(after)
         yield answer["items"]
         if answer["nextCursor"] is None:
             return
-        after = decode(answer["nextCursor"])
+        answer = await page(decode(answer["nextCursor"]))

@@ -25,6 +25,9 @@ FILTER_FIELDS = ("departmentId", "courseId", "classId")
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_ID_LENGTH = 128
+# ClickHouse's Date range, less a year of windows on either side: what a window can be computed over.
+FIRST_DAY = date(1971, 1, 1)
+LAST_DAY = date(2148, 12, 31)
 
 
 def midnight(day: date) -> datetime:
@@ -54,9 +57,12 @@ def until_day(query: Mapping[str, str], today: date | None = None) -> date:
     if not raw:
         return today or datetime.now(UTC).date()
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise BadRequest(f"until must be a UTC date YYYY-MM-DD, got {raw!r}", field="until") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadRequest(f"until must be between {FIRST_DAY} and {LAST_DAY}", field="until")
+    return day
 
 
 def cutoff(query: Mapping[str, str]) -> datetime:
@@ -77,7 +83,18 @@ def identifier(value: str | None, name: str) -> str | None:
         return None
     if len(value) > MAX_ID_LENGTH:
         raise BadRequest(f"{name} is at most {MAX_ID_LENGTH} characters", field=name)
+    if not value.isprintable() or not _encodable(value):
+        raise BadRequest(f"{name} must be printable text (no control characters)", field=name)
     return value
+
+
+def _encodable(value: str) -> bool:
+    """False for lone surrogates (JSON escapes can carry them): no UTF-8 column can hold them."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def filters(query: Mapping[str, str]) -> dict[str, str]:
@@ -139,13 +156,13 @@ def instant(query: Mapping[str, str], name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        if len(raw) == 10:
-            return midnight(date.fromisoformat(raw))
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        parsed = midnight(date.fromisoformat(raw)) if len(raw) == 10 else datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest(f"{name} must be an ISO 8601 date or date-time, got {raw!r}", field=name) from None
     if parsed.tzinfo is None:
         raise BadRequest(f"{name} needs a time zone (e.g. Z)", field=name)
+    if not FIRST_DAY <= parsed.date() <= LAST_DAY:
+        raise BadRequest(f"{name} must be between {FIRST_DAY} and {LAST_DAY}", field=name)
     return parsed.astimezone(UTC)
 
 

@@ -106,6 +106,11 @@ async def test_system_admin_names_the_organization_for_per_entity_figures(gatewa
         ("/api/v1/events", {"from": "yesterday"}, "from"),
         ("/api/v1/events", {"from": "2026-01-02", "to": "2026-01-01"}, "from"),
         ("/api/v1/events", {"userId": "u" * 200}, "userId"),
+        ("/api/v1/events", {"userId": "tab\there"}, "userId"),
+        ("/api/v1/learning-progress", {"until": "0250-09-30"}, "until"),
+        ("/api/v1/events", {"from": "9999-01-01"}, "from"),
+        ("/api/v1/dashboard", {"filters": '{"courseId": "\\udb48x"}'}, "filters"),
+        ("/api/v1/events", {"format": "csv", "cursor": "0"}, "cursor"),
     ],
 )
 async def test_bad_parameters_are_400_naming_the_field(
