@@ -30,7 +30,8 @@ from ingest.validation import EventValidator
 from lms_events.admin import create_admin_app
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events import tokens
-from lms_events.errors import ConfigError
+from lms_events.errors import ConfigError, StorageError
+from lms_events.retention import load_policies
 from lms_events.settings import Settings
 
 REDIS_TIMEOUT_S = 2.0
@@ -79,6 +80,8 @@ async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
     app[RATE_LIMITER] = RateLimiter(
         redis, events_per_s=settings.rate_limit_events_per_s, burst=settings.rate_limit_burst
     )
+    privacy = PrivacyFilter(pii_secret(settings.pii_secret, settings.data_dir))
+    refresher = asyncio.create_task(_reload_retention_forever(app[STORE], privacy, settings.keys_refresh_s))
     app[INTAKE] = Intake(
         validator=EventValidator(
             max_future=timedelta(seconds=settings.max_future_s), late_after=timedelta(seconds=settings.late_after_s)
@@ -86,10 +89,21 @@ async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
         sampler=Sampler.from_settings(settings),
         dedup=Deduplicator(redis, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
         consent=app[CONSENT],
-        privacy=PrivacyFilter(pii_secret(settings.pii_secret, settings.data_dir)),
+        privacy=privacy,
     )
     yield
+    refresher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await refresher
     await redis.aclose()
+
+
+async def _reload_retention_forever(store: ClickHouseStore, privacy: PrivacyFilter, every_s: float) -> None:
+    """Organizations' retention policies, reloaded as often as write keys (changes apply within that)."""
+    while True:
+        with contextlib.suppress(StorageError):
+            privacy.policies = await load_policies(store)
+        await asyncio.sleep(every_s)
 
 
 def create_app(

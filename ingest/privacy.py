@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import ipaddress
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from msgspec import UNSET, Raw
@@ -28,6 +29,7 @@ from ingest.consent import ConsentRecord
 from ingest.events import StoredEvent, encode, load_sub_object
 from ingest.taxonomy import EventType
 from lms_events import secret_files
+from lms_events.retention import RetentionPolicy
 
 DEFAULT_PRIVACY_LEVEL = "standard"
 PSEUDONYM_PREFIX = "anon_"
@@ -69,6 +71,8 @@ class PrivacyFilter:
         self._category_days: dict[str, int] = rules["retention_days"]["by_category"]
         self._identifiers = _by_parent(rules["identifier_fields"])
         self._free_text = _by_parent(rules["free_text_pii_fields"])
+        # Organizations that keep less than the seed (lms_events/retention.py), reloaded by the gateway.
+        self.policies: Mapping[str, RetentionPolicy] = {}
         # Every (privacy level, category) cap, computed once.
         self._caps = {
             (level, category): min(days, self._category_days.get(category, days))
@@ -118,6 +122,9 @@ class PrivacyFilter:
         privacy_level and retention_days (or UNSET) and the truncated client IP."""
         level = event.privacy_level = event.privacy_level or DEFAULT_PRIVACY_LEVEL
         cap = self._caps[level, event_type.category]
+        policy = self.policies.get(event.organization_id) if self.policies else None
+        if policy is not None:
+            cap = policy.cap(level, event_type.category, cap)
         requested = event.retention_days
         event.retention_days = min(int(requested), cap) if requested else cap
         coppa = consent is not None and consent.coppa_restricted

@@ -14,7 +14,8 @@ import orjson
 from aiohttp import web
 
 from ingest.keys import KEYRING, STORE
-from lms_events import write_keys
+from lms_events import retention, write_keys
+from lms_events.retention import RetentionPolicy
 from lms_events.errors import LmsEventsError, StorageError
 from lms_events.instance import ADMIN_TOKEN_HEADER
 from streams.backfill import BackfillScope, run_backfill
@@ -67,6 +68,18 @@ async def revoke_key(request: web.Request) -> web.Response:
     return web.json_response(key.public())
 
 
+async def put_retention(request: web.Request) -> web.Response:
+    body = await request.json()
+    policy = RetentionPolicy(
+        request.match_info["organization_id"], dict(body.get("by_privacy_level") or {}), dict(body.get("by_category") or {})
+    )
+    return web.json_response((await retention.set_policy(request.config_dict[STORE], policy)).public())
+
+
+async def get_retention(request: web.Request) -> web.Response:
+    return web.json_response((await retention.policy_of(request.config_dict[STORE], request.match_info["organization_id"])).public())
+
+
 async def post_backfill(request: web.Request) -> web.StreamResponse:
     """Run a backfill in this process (it owns chDB); one NDJSON progress line per batch."""
     try:
@@ -91,7 +104,7 @@ def create_admin_app(token: str) -> web.Application:
     admin.router.add_post("/keys", create_key)
     admin.router.add_get("/keys", list_keys)
     admin.router.add_delete("/keys/{key_id}", revoke_key)
-
-
+    admin.router.add_put("/retention/{organization_id}", put_retention)
+    admin.router.add_get("/retention/{organization_id}", get_retention)
     admin.router.add_post("/backfill", post_backfill)
     return admin

@@ -8,6 +8,8 @@
     lms-events token --org ORG --role ROLE --sub USER [--departments D1,D2]
                          mint a read token (development, examples)
     lms-events keys create|list|revoke   manage write keys (works while `up` runs)
+    lms-events retention set|show --org ORG [--standard DAYS] [--sensitive DAYS] [--pii DAYS] [--system DAYS]
+                         an organization's retention, only shorter than the seed's caps
     lms-events reference load FILE.jsonl
                          send existing users, courses, enrollments (domain events) to Kafka
     lms-events backfill [--since DATE] [--org ORG] [--all]
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Coroutine
 from datetime import date
@@ -62,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--org", default=None)
     revoke = keys.add_parser("revoke", help="revoke a write key by its id")
     revoke.add_argument("key_id")
+    kept = commands.add_parser("retention", help="how long an organization keeps its events (only shorter than the seed)")
+    kept_commands = kept.add_subparsers(dest="retention_command", required=True)
+    set_kept = kept_commands.add_parser("set", help="shorten retention; applies to new events and to rows already stored")
+    set_kept.add_argument("--org", required=True)
+    for level in ("standard", "sensitive", "pii"):
+        set_kept.add_argument(f"--{level}", type=int, metavar="DAYS", help=f"days {level} events are kept")
+    set_kept.add_argument("--system", type=int, metavar="DAYS", help="days system performance events are kept")
+    show_kept = kept_commands.add_parser("show", help="an organization's retention policy")
+    show_kept.add_argument("--org", required=True)
     reference = commands.add_parser("reference", help="reference data (users, courses, enrollments)")
     reference_commands = reference.add_subparsers(dest="reference_command", required=True)
     load = reference_commands.add_parser("load", help="send a JSON-lines file of domain events to their topics")
@@ -86,6 +98,17 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> None:
         else:
             revoked = await control.revoke_key(args.key_id)
             print(f"revoked write key {revoked['key_id']} of {revoked['organization_id']}")
+
+
+async def _retention(settings: Settings, args: argparse.Namespace) -> None:
+    async with control_plane(settings) as control:
+        if args.retention_command == "set":
+            levels = {level: getattr(args, level) for level in ("standard", "sensitive", "pii") if getattr(args, level)}
+            categories = {"system_performance": args.system} if args.system else {}
+            policy = await control.set_retention(args.org, levels, categories)
+        else:
+            policy = await control.show_retention(args.org)
+        print(json.dumps(policy))
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -140,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"applied migrations: {applied or 'none pending'}")
         elif args.command == "keys":
             _run(_keys(settings, args))
+        elif args.command == "retention":
+            _run(_retention(settings, args))
         elif args.command == "reference":
             sent = _run(runtime.run_reference_load(settings, args.file))
             print(f"sent {sent} domain events")

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from lms_events import write_keys
+from lms_events import retention, write_keys
+from lms_events.retention import RetentionPolicy
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.instance import Instance, call_admin, running_instance
 from lms_events.migrations import migrate
@@ -24,6 +25,10 @@ class Control(Protocol):
     async def list_keys(self, organization_id: str | None) -> list[dict[str, Any]]: ...
 
     async def revoke_key(self, key_id: str) -> dict[str, Any]: ...
+
+    async def set_retention(self, organization_id: str, by_privacy_level: dict[str, int], by_category: dict[str, int]) -> dict[str, Any]: ...
+
+    async def show_retention(self, organization_id: str) -> dict[str, Any]: ...
 
 
 class StoreControl:
@@ -42,6 +47,13 @@ class StoreControl:
     async def revoke_key(self, key_id: str) -> dict[str, Any]:
         return (await write_keys.revoke_key(self.store, key_id)).public()
 
+    async def set_retention(self, organization_id: str, by_privacy_level: dict[str, int], by_category: dict[str, int]) -> dict[str, Any]:
+        policy = RetentionPolicy(organization_id, by_privacy_level, by_category)
+        return (await retention.set_policy(self.store, policy)).public()
+
+    async def show_retention(self, organization_id: str) -> dict[str, Any]:
+        return (await retention.policy_of(self.store, organization_id)).public()
+
 
 class InstanceControl:
     def __init__(self, instance: Instance) -> None:
@@ -57,6 +69,13 @@ class InstanceControl:
 
     async def revoke_key(self, key_id: str) -> dict[str, Any]:
         return await call_admin(self.instance, "DELETE", f"keys/{key_id}")  # type: ignore[return-value]
+
+    async def set_retention(self, organization_id: str, by_privacy_level: dict[str, int], by_category: dict[str, int]) -> dict[str, Any]:
+        payload = {"by_privacy_level": by_privacy_level, "by_category": by_category}
+        return await call_admin(self.instance, "PUT", f"retention/{organization_id}", payload)  # type: ignore[return-value]
+
+    async def show_retention(self, organization_id: str) -> dict[str, Any]:
+        return await call_admin(self.instance, "GET", f"retention/{organization_id}")  # type: ignore[return-value]
 
 
 @asynccontextmanager

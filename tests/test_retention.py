@@ -12,10 +12,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import os
+
 import pytest
 
 from lms_events.clickhouse import ClickHouseStore
-from tests.support import Client, eventually, rows_for_org
+from lms_events.control import InstanceControl
+from lms_events.errors import LmsEventsError
+from lms_events.instance import Instance
+from lms_events.settings import Settings
+from tests.support import Client, Gateway, eventually, rows_for_org, start_gateway
 
 # (privacy level, event type, table it is routed to, the seed's retention in days)
 SEED_RETENTION = [
@@ -65,3 +71,47 @@ async def test_each_event_is_kept_exactly_as_long_as_the_seed_says(
         lambda r: len(r) == 2,
     )
     assert {row["status"]: int(row["n"]) for row in outcomes} == {"accepted": 1, "expired": 1}
+
+
+async def test_an_organization_keeps_less_and_stored_rows_follow(
+    client: Client, gateway: Gateway, store: ClickHouseStore, settings: Settings, bootstrap: str
+) -> None:
+    org = client.organization_id
+    young, old = _event(client, "standard", "game_stage_complete", 20), _event(client, "standard", "game_stage_complete", 40)
+    status, answer = await client.post_batch([young, old])
+    assert answer["totals"]["accepted"] == 2
+    await eventually(lambda: rows_for_org(store, "events", org, "event_id"), lambda rows: len(rows) == 2)
+
+    # Through the admin API of a running instance, as `lms-events retention set` does while `up` runs.
+    token = "retention-test-token"
+    runner, url = await start_gateway(settings, store, admin_token=token)
+    try:
+        control = InstanceControl(Instance(os.getpid(), url, bootstrap, settings.redis_url or "", token))
+        with pytest.raises(LmsEventsError, match="1 to 2555 days"):
+            await control.set_retention(org, {"standard": 3000}, {})
+        with pytest.raises(LmsEventsError, match="unknown privacy level"):
+            await control.set_retention(org, {"secret": 10}, {})
+        assert await control.set_retention(org, {"standard": 30}, {}) == {
+            "organization_id": org, "by_privacy_level": {"standard": 30}, "by_category": {},
+        }  # fmt: skip
+        assert (await control.show_retention(org))["by_privacy_level"] == {"standard": 30}
+    finally:
+        await runner.cleanup()
+
+    # Stored rows: shortened, and the one now past its retention is gone at once.
+    assert await rows_for_org(store, "events", org, "event_id, retention_days") == [
+        {"event_id": young["event_id"], "retention_days": 30}
+    ]
+    # New events: the gateway reloads the policy within LMS_EVENTS_KEYS_REFRESH_S.
+    async def status_of_a_35_day_old_event() -> str:
+        _, answer = await client.post_batch([_event(client, "standard", "game_stage_complete", 35)])
+        return answer["results"][0]["status"]
+
+    await eventually(status_of_a_35_day_old_event, lambda status: status == "expired", timeout=15)
+    neighbour = await gateway.client()  # other organizations keep the seed's retention
+    _, answer = await neighbour.post_batch([_event(neighbour, "standard", "game_stage_complete", 35)])
+    assert answer["results"][0]["status"] == "accepted"
+    trail = await store.query(
+        "SELECT action FROM audit_log WHERE organization_id = {org:String} AND action = 'retention.change'", {"org": org}
+    )
+    assert len(trail) == 1
