@@ -53,6 +53,11 @@ class ClickHouseStore(Protocol):
         """Insert `rows`; a retry with the same `dedup_token` inserts nothing."""
         ...
 
+    async def query_bytes(self, sql: str, fmt: str, params: dict[str, str] | None = None) -> tuple[bytes, int | None]:
+        """The answer of `sql` encoded by ClickHouse in output format `fmt`, and its row count when
+        the driver knows it. Parameter values are in ClickHouse's text form (`{name:Type}` parses them)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -79,7 +84,7 @@ class ChdbStore:
     def _run(self, sql: str, fmt: str, params: dict[str, Any] | None) -> Any:
         try:
             if params:
-                return self._session.query(sql, fmt, params=params)
+                return self._session.query(sql, fmt, params={name: _escaped(value) for name, value in params.items()})
             return self._session.query(sql, fmt)
         except Exception as exc:  # chdb raises its own ChdbError and RuntimeError
             raise StorageError(str(exc).strip()) from exc
@@ -106,6 +111,11 @@ class ChdbStore:
 
     async def insert_arrow(self, table: str, rows: pa.Table, *, dedup_token: str) -> None:
         await self._call(self._insert_arrow, _check_identifier(table), rows, dedup_token)
+
+    async def query_bytes(self, sql: str, fmt: str, params: dict[str, str] | None = None) -> tuple[bytes, int | None]:
+        result = await self._call(self._run, sql, fmt, params)
+        # chDB counts the rows of the answer it encoded (rows_read of the result, not of the tables).
+        return result.bytes(), result.rows_read()
 
     def _insert_arrow(self, table: str, rows: pa.Table, dedup_token: str) -> None:
         columns = ", ".join(_check_identifier(name) for name in rows.column_names)
@@ -183,6 +193,13 @@ class ServerStore:
         except Exception as exc:
             raise StorageError(str(exc)) from exc
 
+    async def query_bytes(self, sql: str, fmt: str, params: dict[str, str] | None = None) -> tuple[bytes, int | None]:
+        try:
+            answer = await self._client.raw_query(sql, parameters=params, fmt=fmt)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+        return bytes(answer), None
+
     async def close(self) -> None:
         await self._client.close()
 
@@ -197,6 +214,15 @@ def _structure(schema: pa.Schema) -> str:
         return ", ".join(f"{field.name} {_EXTERNAL_TYPES[field.type]}" for field in schema)
     except KeyError as exc:
         raise StorageError(f"no ClickHouse type for a query's Arrow column of type {exc.args[0]}") from exc
+
+
+# chDB reads a query parameter's value in ClickHouse's escaped text form (as the
+# server reads an HTTP param_*), so a backslash, tab or newline in a value must be escaped.
+_PARAM_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
+def _escaped(value: Any) -> Any:
+    return value.translate(_PARAM_ESCAPES) if isinstance(value, str) else value
 
 
 def _redact(url: str) -> str:
