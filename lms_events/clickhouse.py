@@ -53,9 +53,9 @@ class ClickHouseStore(Protocol):
         """Insert `rows`; a retry with the same `dedup_token` inserts nothing."""
         ...
 
-    async def query_bytes(self, sql: str, fmt: str, params: dict[str, str] | None = None) -> tuple[bytes, int | None]:
+    async def query_bytes(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> tuple[bytes, int | None]:
         """The answer of `sql` encoded by ClickHouse in output format `fmt`, and its row count when
-        the driver knows it. Parameter values are in ClickHouse's text form (`{name:Type}` parses them)."""
+        the driver knows it. Parameter values are in ClickHouse's text form (a list is an array; `{name:Type}` parses them)."""
         ...
 
     async def close(self) -> None: ...
@@ -95,9 +95,15 @@ class ChdbStore:
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         await self._call(self._run, sql, "CSV", params)
 
+    def _run_bytes(self, sql: str, fmt: str, params: dict[str, Any] | None) -> tuple[bytes, int]:
+        # Copied out on the chDB thread: a result's buffer is not stable once the session runs
+        # the next query (seen: a JSONEachRow answer read as garbage while an analyst query ran).
+        result = self._run(sql, fmt, params)
+        return result.bytes(), result.rows_read()
+
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        result = await self._call(self._run, sql, "JSONEachRow", params)
-        return [orjson.loads(line) for line in result.bytes().splitlines() if line]
+        body, _ = await self._call(self._run_bytes, sql, "JSONEachRow", params)
+        return [orjson.loads(line) for line in body.splitlines() if line]
 
     async def query_arrow_with(
         self, rows: pa.Table, sql: Callable[[str], str], params: dict[str, Any] | None = None
@@ -112,10 +118,10 @@ class ChdbStore:
     async def insert_arrow(self, table: str, rows: pa.Table, *, dedup_token: str) -> None:
         await self._call(self._insert_arrow, _check_identifier(table), rows, dedup_token)
 
-    async def query_bytes(self, sql: str, fmt: str, params: dict[str, str] | None = None) -> tuple[bytes, int | None]:
-        result = await self._call(self._run, sql, fmt, params)
+    async def query_bytes(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> tuple[bytes, int | None]:
         # chDB counts the rows of the answer it encoded (rows_read of the result, not of the tables).
-        return result.bytes(), result.rows_read()
+        body, rows = await self._call(self._run_bytes, sql, fmt, params)
+        return body, rows
 
     def _insert_arrow(self, table: str, rows: pa.Table, dedup_token: str) -> None:
         columns = ", ".join(_check_identifier(name) for name in rows.column_names)
@@ -193,7 +199,7 @@ class ServerStore:
         except Exception as exc:
             raise StorageError(str(exc)) from exc
 
-    async def query_bytes(self, sql: str, fmt: str, params: dict[str, str] | None = None) -> tuple[bytes, int | None]:
+    async def query_bytes(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> tuple[bytes, int | None]:
         try:
             answer = await self._client.raw_query(sql, parameters=params, fmt=fmt)
         except Exception as exc:
@@ -217,12 +223,26 @@ def _structure(schema: pa.Schema) -> str:
 
 
 # chDB reads a query parameter's value in ClickHouse's escaped text form (as the
-# server reads an HTTP param_*), so a backslash, tab or newline in a value must be escaped.
+# server reads an HTTP param_*), so a backslash, tab or newline in a string must be
+# escaped; a list is an array literal, whose quoted elements carry their own escapes
+# (the form clickhouse-connect sends for a list).
 _PARAM_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
 
 
 def _escaped(value: Any) -> Any:
-    return value.translate(_PARAM_ESCAPES) if isinstance(value, str) else value
+    if isinstance(value, str):
+        return value.translate(_PARAM_ESCAPES)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(item) for item in value) + "]"
+    return value
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return str(_escaped(value))
 
 
 def _redact(url: str) -> str:

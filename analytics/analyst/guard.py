@@ -31,7 +31,7 @@ from lms_events.errors import BadRequest, StorageError
 
 MAX_SQL_CHARS = 65_536
 _PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ENGINE_ERROR = re.compile(r"Code: (\d+)\. DB::Exception: (.*?)(?: \(([A-Z_]+)\))?(?:\.|$)", re.DOTALL)
+_ENGINE_ERROR = re.compile(r"Code: \d+\. DB::Exception: (.*?)(?: \([A-Z_]+\))?\.?\s*$", re.DOTALL)
 
 # Node type -> the keys it may have. A key or type not listed is refused.
 _SELECT_KEYS = {
@@ -113,7 +113,7 @@ class Checked:
     """A query the guard accepted: the text that runs and the parameters it binds."""
 
     sql: str
-    params: dict[str, str]
+    params: dict[str, Any]
 
 
 async def parse(store: ClickHouseStore, sql: str) -> dict[str, Any]:
@@ -133,7 +133,7 @@ async def parse(store: ClickHouseStore, sql: str) -> dict[str, Any]:
 def engine_message(error: str) -> str:
     """ClickHouse's own sentence of an engine error, without the echo of the whole query."""
     match = _ENGINE_ERROR.search(error)
-    message = match.group(2) if match else error
+    message = match.group(1) if match else error
     return message.split(": In scope SELECT parseQueryToJSON")[0].strip()[:500]
 
 
@@ -295,28 +295,21 @@ async def printed(store: ClickHouseStore, tree: dict[str, Any]) -> str:
     return str(rows[0]["sql"])
 
 
-def bound(params: dict[str, Any], used: set[str]) -> dict[str, str]:
-    """The parameters in ClickHouse's text form; each must be one the query names, and vice versa."""
-    for name in params:
+def bound(params: dict[str, Any], used: set[str]) -> dict[str, Any]:
+    """The parameters, each one the query names, and every one it names given. Values stay
+    typed (str, number, bool, list): the driver writes them in ClickHouse's text form and
+    ClickHouse parses them by the `{name:Type}` the query declares."""
+    for name, value in params.items():
         if not _PARAMETER_NAME.match(name):
             raise Refused(f"parameter names are identifiers, got {name!r}", field=f"params.{name}")
         if name not in used:
             raise Refused(f"the query has no parameter {{{name}:Type}}", field=f"params.{name}")
+        if isinstance(value, list) and any(isinstance(item, list) for item in value):
+            raise Refused("a parameter is a string, number, boolean or a list of them", field=f"params.{name}")
     missing = sorted(used - set(params))
     if missing:
         raise Refused(f"the query's parameter {missing[0]} has no value in params", field=f"params.{missing[0]}")
-    return {name: _text(name, value) for name, value in params.items()}
-
-
-def _text(name: str, value: Any) -> str:
-    """ClickHouse parses the value by the type `{name:Type}` declares; this is only its text."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, str)):
-        return str(value)
-    if isinstance(value, list) and all(isinstance(item, (bool, int, float, str)) for item in value):
-        return "[" + ", ".join(_string_literal(item) if isinstance(item, str) else _text(name, item) for item in value) + "]"
-    raise Refused("a parameter is a string, number, boolean or a list of them", field=f"params.{name}")
+    return dict(params)
 
 
 async def guard(

@@ -8,6 +8,7 @@ written to the client in chunks.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ from lms_events.errors import BadRequest, ClientError, Forbidden, LimitExceeded
 from lms_events.tokens import ORGANIZATION_WIDE
 
 CHUNK_BYTES = 256 * 1024
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+_AT = re.compile(r"at `\$\.([A-Za-z_]+)")
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -58,10 +61,18 @@ async def _body(request: web.Request) -> QueryRequest:
     try:
         return msgspec.json.decode(raw, type=QueryRequest)
     except msgspec.ValidationError as exc:
-        path = str(exc).rpartition("at `$.")[2].rstrip("`") if "at `$." in str(exc) else "body"
-        raise BadRequest(str(exc), field=path) from None
+        raise BadRequest(str(exc), field=_field_of(str(exc))) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"the body is not JSON: {exc}", field="body") from None
+
+
+def _field_of(error: str) -> str:
+    """The body field a msgspec error names: `... - at `$.params[...]`` or `missing required field `sql``."""
+    if (missing := _MISSING.search(error)) is not None:
+        return missing.group(1)
+    if (at := _AT.search(error)) is not None:
+        return at.group(1)
+    return "body"
 
 
 async def post_query(request: web.Request) -> web.StreamResponse:
