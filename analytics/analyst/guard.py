@@ -11,9 +11,12 @@
    engine enforces: `additional_table_filters` confining every analyst table
    to the organization (subqueries, JOINs and CTEs included), the limits,
    and `readonly = 1` (no writes, no table functions, no setting changes).
-   A SETTINGS clause inside the text could override the filters (measured:
-   an inner `SETTINGS additional_table_filters` wins over the outer one even
-   under readonly), which is why step 2 refuses any.
+   Measured with chDB 4.4: without readonly, a SETTINGS clause inside the
+   query overrides the outer `additional_table_filters`; with it, the inner
+   clause is silently ignored. Step 2 refuses any SETTINGS all the same, so
+   neither the filters nor an analyst's expectations hang on that detail.
+   The filters are keyed `database.table`: an unqualified key matches only
+   while that database is the session's current one.
 4. Print: `formatQueryFromJSON(wrapped)`: ClickHouse prints the text that runs.
 """
 
@@ -244,12 +247,14 @@ def _describe_key(kind: str, key: str) -> str:
     return names.get(key, f"{kind}.{key}")
 
 
-def wrapped(tree: dict[str, Any], organization_id: str | None, limits: Limits) -> dict[str, Any]:
+def wrapped(tree: dict[str, Any], database: str, organization_id: str | None, limits: Limits) -> dict[str, Any]:
     """`SELECT * FROM (<tree>) SETTINGS <the engine's rules>` as a tree, for ClickHouse to print."""
     changes: list[dict[str, Any]] = []
     if organization_id is not None:
         condition = f"{ORGANIZATION_COLUMN} = {_string_literal(organization_id)}"
-        filters = [_field("Tuple", [_field("String", table), _field("String", condition)]) for table in ANALYST_TABLES]
+        filters = [
+            _field("Tuple", [_field("String", f"{database}.{table}"), _field("String", condition)]) for table in ANALYST_TABLES
+        ]
         changes.append({"name": "additional_table_filters", "value": _field("Map", filters)})
     changes += [
         {"name": "max_execution_time", "value": _field("Float64", limits.max_execution_s)},
@@ -323,4 +328,4 @@ async def guard(
     tree = await parse(store, sql)
     used = check(tree, catalog, await catalog.database_tables(store), store.database)
     values = bound(params, used)
-    return Checked(await printed(store, wrapped(tree, organization_id, limits)), values)
+    return Checked(await printed(store, wrapped(tree, store.database, organization_id, limits)), values)
