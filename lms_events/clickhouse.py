@@ -14,6 +14,7 @@ the database as the session default, so migrations use unqualified names.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -87,7 +88,16 @@ class ChdbStore:
                 return self._session.query(sql, fmt, params={name: _escaped(value) for name, value in params.items()})
             return self._session.query(sql, fmt)
         except Exception as exc:  # chdb raises its own ChdbError and RuntimeError
+            self._flush_failed_output()
             raise StorageError(str(exc).strip()) from exc
+
+    def _flush_failed_output(self) -> None:
+        # chDB 4.4: what a query that failed mid-answer had written (its format's header and
+        # footer: a JSON document, Parquet magic, ...) is prepended to the next query's
+        # result. A throwaway query takes it, so the next caller reads only its own answer.
+        # Its own failure is not reported: the original error is the one the caller needs.
+        with contextlib.suppress(Exception):
+            self._session.query("SELECT 1", "CSV")
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

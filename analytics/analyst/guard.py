@@ -61,7 +61,7 @@ NODE_KEYS: dict[str, frozenset[str]] = {
     "Function": frozenset(
         {"name", "arguments", "parameters", "is_operator", "window_definition", "is_window_function", "kind",
          "window_name", "is_lambda_function", "alias", "nulls_action"}
-    ),  # fmt: skip
+    ),
     "Identifier": frozenset({"name", "name_parts", "alias"}),
     "Literal": frozenset({"value", "alias"}),
     "QueryParameter": frozenset({"name", "param_type", "alias"}),
@@ -79,11 +79,11 @@ NODE_KEYS: dict[str, frozenset[str]] = {
     "OrderByElement": frozenset(
         {"direction", "nulls_direction", "nulls_direction_was_explicitly_specified", "expression", "collation",
          "with_fill", "fill_from", "fill_to", "fill_step", "fill_staleness"}
-    ),  # fmt: skip
+    ),
     "WindowDefinition": frozenset(
         {"parent_window_name", "partition_by", "order_by", "frame_is_default", "frame_type", "frame_begin_type",
          "frame_begin_offset", "frame_begin_preceding", "frame_end_type", "frame_end_offset", "frame_end_preceding"}
-    ),  # fmt: skip
+    ),
     "WindowListElement": frozenset({"name", "definition"}),
     "SampleRatio": frozenset({"numerator", "denominator"}),
 }
