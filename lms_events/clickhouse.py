@@ -239,7 +239,16 @@ def _structure(schema: pa.Schema) -> str:
 _PARAM_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
 
 
+class EngineText(str):
+    """A parameter value already in ClickHouse's escaped text form, as the ClickHouse HTTP
+    interface receives `param_*` from a client: chDB gets it as it is."""
+
+    __slots__ = ()
+
+
 def _escaped(value: Any) -> Any:
+    if isinstance(value, EngineText):
+        return str(value)
     if isinstance(value, str):
         return value.translate(_PARAM_ESCAPES)
     if isinstance(value, bool):

@@ -291,6 +291,48 @@ def _analyst_query() -> dict[str, Any]:
     }
 
 
+def _clickhouse_http(method: str) -> dict[str, Any]:
+    query = "the `query` URL parameter" + (" followed by the body" if method == "POST" else "")
+    return {
+        "tags": ["analyst SQL"],
+        "summary": "ClickHouse's HTTP interface for analyst SQL (clickhouse-connect: proxy_path='clickhouse')",
+        "description": (
+            f"The SQL is {query}; `param_<name>` bind `{{name:Type}}`; a trailing `FORMAT X` or `default_format` "
+            "chooses the output (Native, RowBinary, Arrow, ArrowStream, Parquet, JSON, JSONEachRow, CSV, TabSeparated, "
+            "...). The same rules as `POST /api/v1/query`; other URL parameters (settings, database, session) are "
+            "ignored. Credential: the read token as Bearer, as the Basic password, or in X-ClickHouse-Key. Errors "
+            "are ClickHouse's text (`Code: N. DB::Exception: ...`) with X-ClickHouse-Exception-Code."
+        ),
+        "security": [{READ_TOKEN: []}],
+        "parameters": [
+            ORGANIZATION,
+            _query("query", {"type": "string"}, "the SQL (or its start, for POST)"),
+            _query("default_format", {"type": "string", "default": "TabSeparated"}, "the output format without FORMAT"),
+        ],
+        **(
+            {"requestBody": {"required": False, "content": {"text/plain": {"schema": {"type": "string"}}}}}
+            if method == "POST"
+            else {}
+        ),
+        "responses": {
+            "200": {
+                "description": "the rows in the format asked for; X-ClickHouse-Format, X-ClickHouse-Query-Id",
+                "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}},
+            },
+            **{
+                status: {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+                for status, description in (
+                    ("400", "refused by the guard, or ClickHouse refused the query"),
+                    ("401", "missing or invalid read token"),
+                    ("403", "a role that may not run analyst SQL"),
+                    ("422", "a limit was exceeded"),
+                    ("429", "the organization's concurrent queries are at their limit"),
+                )
+            },
+        },
+    }
+
+
 @cache
 def operations() -> dict[tuple[str, str], dict[str, Any]]:
     """Every operation the product can serve, by (method, path)."""
@@ -381,6 +423,7 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
             "responses": {"200": _answer("the dictionary", ref("QuerySchema")), **READ_ERRORS},
         },
         ("POST", "/api/v1/query"): _analyst_query(),
+        **{(method, path): _clickhouse_http(method) for path in ("/clickhouse", "/clickhouse/") for method in ("GET", "POST")},
         ("GET", "/openapi.json"): {
             "tags": ["docs"],
             "summary": "This document",

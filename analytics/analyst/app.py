@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from analytics.analyst import handlers
+from analytics.analyst import clickhouse_http, handlers
 from analytics.analyst.catalog import Catalog
 from analytics.analyst.guard import Limits
 from analytics.analyst.keys import CATALOG, LIMITS, SLOTS
@@ -28,3 +28,6 @@ def add_query_api(app: web.Application) -> None:
     app.on_startup.append(_catalog)
     app.router.add_post(QUERY_PATH, handlers.post_query)
     app.router.add_get(SCHEMA_PATH, handlers.get_schema)
+    for path in clickhouse_http.PATHS:
+        app.router.add_get(path, clickhouse_http.handle)
+        app.router.add_post(path, clickhouse_http.handle)

@@ -48,7 +48,8 @@ ALLOWED_CATEGORIES = frozenset(
         "Tuple", "Type Conversion", "URL", "UUID",
     }
 )  # fmt: skip
-# Pure functions of their arguments filed under "Other" or "Internal" that analysts need.
+# Pure functions of their arguments filed under "Other" or "Internal" that analysts need, and
+# version(), which ClickHouse clients ask for on connecting.
 ALLOWED_NAMES = frozenset(
     {
         "lambda", "_CAST", "bar", "countDigits", "finalizeAggregation", "formatReadableDecimalSize",
@@ -56,7 +57,7 @@ ALLOWED_NAMES = frozenset(
         "initializeAggregation", "isConstant", "isDecimalOverflow", "materialize", "neighbor",
         "parseReadableSize", "parseReadableSizeOrNull", "parseReadableSizeOrZero", "parseTimeDelta",
         "runningAccumulate", "runningDifference", "runningDifferenceStartingWithFirstValue", "toColumnTypeName",
-        "toTypeName", "transform", "visibleWidth", "caseWithExpression",
+        "toTypeName", "transform", "visibleWidth", "caseWithExpression", "version",
     }
 )  # fmt: skip
 # Aggregate function combinators (countIf, argMaxMerge, uniqExactState, ...), longest first.

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,10 +114,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class Checked:
-    """A query the guard accepted: the text that runs and the parameters it binds."""
+    """A query the guard accepted: the text that runs, the parameters it binds, and the
+    output format its text named (the ClickHouse HTTP interface only)."""
 
     sql: str
     params: dict[str, Any]
+    text_format: str | None = None
 
 
 async def parse(store: ClickHouseStore, sql: str) -> dict[str, Any]:
@@ -317,6 +320,18 @@ def bound(params: dict[str, Any], used: set[str]) -> dict[str, Any]:
     return dict(params)
 
 
+def _text_format(tree: dict[str, Any], formats: Collection[str]) -> str | None:
+    """Takes a trailing `FORMAT X` off the tree when X is one of `formats` (what ClickHouse
+    clients append over HTTP); anything else stays, for the check to refuse."""
+    node = tree.get("format_ast")
+    if not formats or not isinstance(node, dict) or node.get("type") != "Identifier" or set(node) - {"type", "name"}:
+        return None
+    if node.get("name") not in formats:
+        raise Refused(f"FORMAT {node.get('name')} is not served here; use one of {', '.join(sorted(formats))}")
+    del tree["format_ast"]
+    return str(node["name"])
+
+
 async def guard(
     store: ClickHouseStore,
     catalog: Catalog,
@@ -324,8 +339,11 @@ async def guard(
     params: dict[str, Any],
     organization_id: str | None,
     limits: Limits,
+    *,
+    formats: Collection[str] = (),
 ) -> Checked:
     tree = await parse(store, sql)
+    text_format = _text_format(tree, formats)
     used = check(tree, catalog, await catalog.database_tables(store), store.database)
     values = bound(params, used)
-    return Checked(await printed(store, wrapped(tree, store.database, organization_id, limits)), values)
+    return Checked(await printed(store, wrapped(tree, store.database, organization_id, limits)), values, text_format)

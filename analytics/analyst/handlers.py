@@ -1,42 +1,28 @@
-"""POST /api/v1/query and GET /api/v1/query/schema.
-
-token -> role (system-admin, subscriber-admin: the engine confines whole
-organizations; narrower roles' scopes are populations of users, which a
-per-table filter cannot express) -> slot -> guard -> run -> audit -> answer,
-written to the client in chunks.
-"""
+"""POST /api/v1/query and GET /api/v1/query/schema: the JSON door to analyst SQL (service.py)."""
 
 from __future__ import annotations
 
 import re
-import time
-import uuid
-from datetime import UTC, datetime
 
 import msgspec
 from aiohttp import web
 
-from analytics.analyst import audit
 from analytics.analyst.catalog import dictionary
-from analytics.analyst.guard import guard
-from analytics.analyst.keys import CATALOG, LIMITS, SLOTS
-from analytics.analyst.run import FORMATS, run
+from analytics.analyst.keys import LIMITS
+from analytics.analyst.run import FORMATS
+from analytics.analyst.service import answered, require_analyst, streamed
 from analytics.handlers import scope_of
 from analytics.keys import STORE
 from analytics.models import ColumnDoc, QueryLimits, QueryRequest, QuerySchema, TableDoc
-from lms_events.errors import BadRequest, ClientError, Forbidden, LimitExceeded
-from lms_events.tokens import ORGANIZATION_WIDE
+from lms_events.errors import BadRequest
 
-CHUNK_BYTES = 256 * 1024
 _MISSING = re.compile(r"missing required field `([^`]+)`")
 _AT = re.compile(r"at `\$\.([A-Za-z_]+)")
 MAX_BODY_BYTES = 1024 * 1024
 
 
 async def get_schema(request: web.Request) -> web.Response:
-    scope = scope_of(request)
-    if scope.role not in ORGANIZATION_WIDE:
-        raise Forbidden(f"analyst SQL is for system-admin and subscriber-admin, not {scope.role}", field="role")
+    require_analyst(scope_of(request))
     limits = request.app[LIMITS]
     answer = QuerySchema(
         tables=[
@@ -76,43 +62,15 @@ def _field_of(error: str) -> str:
 
 
 async def post_query(request: web.Request) -> web.StreamResponse:
-    started, clock = datetime.now(UTC), time.perf_counter()
     scope = scope_of(request)
-    if scope.role not in ORGANIZATION_WIDE:
-        raise Forbidden(f"analyst SQL is for system-admin and subscriber-admin, not {scope.role}", field="role")
+    require_analyst(scope)
     body = await _body(request)
-    store, limits, fmt = request.app[STORE], request.app[LIMITS], FORMATS[body.format]
-    query_id = str(uuid.uuid4())
-
-    async def audited(status: str, error: str = "", rows: int = 0) -> None:
-        entry = audit.Entry(
-            scope.organization_id, query_id, started, scope.sub, str(scope.role), body.sql, body.params,
-            body.format, status, error, rows, (time.perf_counter() - clock) * 1000,
-        )  # fmt: skip
-        await audit.record(store, entry)
-
-    status = "refused"  # until the guard accepted it
-    try:
-        async with request.app[SLOTS].taken(scope.organization_id):
-            checked = await guard(store, request.app[CATALOG], body.sql, body.params, scope.organization_id, limits)
-            status = "failed"
-            answer = await run(store, checked, fmt, limits)
-    except ClientError as exc:
-        await audited("limit" if isinstance(exc, LimitExceeded) else status, exc.reason)
-        raise
-    await audited("ok", rows=answer.rows or 0)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": fmt.content_type,
-            "Content-Disposition": f'inline; filename="query-{query_id}.{fmt.extension}"',
-            "X-Query-Id": query_id,
-            **({"X-Result-Rows": str(answer.rows)} if answer.rows is not None else {}),
-        }
-    )
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    view = memoryview(answer.body)
-    for offset in range(0, len(view), CHUNK_BYTES):
-        await response.write(view[offset : offset + CHUNK_BYTES])
-    await response.write_eof()
-    return response
+    done = await answered(request.app, scope, body.sql, body.params, FORMATS[body.format])
+    headers = {
+        "Content-Type": done.format.content_type,
+        "Content-Disposition": f'inline; filename="query-{done.query_id}.{done.format.extension}"',
+        "X-Query-Id": done.query_id,
+    }
+    if done.answer.rows is not None:
+        headers["X-Result-Rows"] = str(done.answer.rows)
+    return await streamed(request, done.answer.body, headers)

@@ -29,6 +29,28 @@ FORMATS = {
     "parquet": Format("Parquet", "application/vnd.apache.parquet", "parquet"),
     "arrow": Format("ArrowStream", "application/vnd.apache.arrow.stream", "arrow"),
 }
+_BINARY = "application/octet-stream"
+# Output formats the ClickHouse HTTP interface serves, by ClickHouse's name (clients append `FORMAT X`).
+HTTP_FORMATS = {
+    fmt.clickhouse: fmt
+    for fmt in (
+        *FORMATS.values(),
+        Format("Native", _BINARY, "native"),
+        Format("RowBinary", _BINARY, "bin"),
+        Format("RowBinaryWithNamesAndTypes", _BINARY, "bin"),
+        Format("Arrow", "application/vnd.apache.arrow.file", "arrow"),
+        Format("CSV", "text/csv", "csv"),
+        Format("JSONEachRow", "application/x-ndjson", "jsonl"),
+        Format("JSONCompact", "application/json", "json"),
+        Format("JSONCompactEachRow", "application/x-ndjson", "jsonl"),
+        Format("TabSeparated", "text/tab-separated-values", "tsv"),
+        Format("TSV", "text/tab-separated-values", "tsv"),
+        Format("TabSeparatedWithNames", "text/tab-separated-values", "tsv"),
+        Format("TSVWithNames", "text/tab-separated-values", "tsv"),
+        Format("TabSeparatedWithNamesAndTypes", "text/tab-separated-values", "tsv"),
+        Format("TSVWithNamesAndTypes", "text/tab-separated-values", "tsv"),
+    )
+}
 
 _CODE = re.compile(r"Code: (\d+)\.")
 # ClickHouse error code -> the setting that was exceeded.
