@@ -8,6 +8,8 @@
     lms-events token --org ORG --role ROLE --sub USER [--departments D1,D2]
                          mint a read token (development, examples)
     lms-events keys create|list|revoke   manage write keys (works while `up` runs)
+    lms-events analysts create --org ORG [--name N] | list [--org ORG] | revoke USER
+                         read-only ClickHouse users of one organization (a ClickHouse server only)
     lms-events reference load FILE.jsonl
                          send existing users, courses, enrollments (domain events) to Kafka
     lms-events backfill [--since DATE] [--org ORG] [--all]
@@ -28,9 +30,12 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from analytics.analyst import server_users
+from analytics.analyst.guard import Limits
 from lms_events import runtime
+from lms_events.clickhouse import open_store
 from lms_events.control import control_plane
-from lms_events.errors import LmsEventsError
+from lms_events.errors import ConfigError, LmsEventsError
 from lms_events.logs import configure_logging
 from lms_events.settings import Settings
 from lms_events.tokens import Role
@@ -62,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--org", default=None)
     revoke = keys.add_parser("revoke", help="revoke a write key by its id")
     revoke.add_argument("key_id")
+    analysts = commands.add_parser("analysts", help="ClickHouse users for analysts (a ClickHouse server only)")
+    analyst_commands = analysts.add_subparsers(dest="analysts_command", required=True)
+    analyst_create = analyst_commands.add_parser("create", help="create a read-only user of one organization; prints its password")
+    analyst_create.add_argument("--org", required=True)
+    analyst_create.add_argument("--name", default="", help="who it is for")
+    analyst_list = analyst_commands.add_parser("list", help="list analyst users (never their passwords)")
+    analyst_list.add_argument("--org")
+    analyst_revoke = analyst_commands.add_parser("revoke", help="drop an analyst user, its policies, profile and quota")
+    analyst_revoke.add_argument("user")
     reference = commands.add_parser("reference", help="reference data (users, courses, enrollments)")
     reference_commands = reference.add_subparsers(dest="reference_command", required=True)
     load = reference_commands.add_parser("load", help="send a JSON-lines file of domain events to their topics")
@@ -86,6 +100,27 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> None:
         else:
             revoked = await control.revoke_key(args.key_id)
             print(f"revoked write key {revoked['key_id']} of {revoked['organization_id']}")
+
+
+async def _analysts(settings: Settings, args: argparse.Namespace) -> None:
+    if not settings.clickhouse_url:  # before open_store, which would start an embedded chDB
+        raise ConfigError("CLICKHOUSE_URL", server_users.NEEDS_SERVER)
+    store = await open_store(settings)
+    try:
+        if args.analysts_command == "create":
+            limits = Limits(settings.query_max_execution_s, settings.query_max_result_rows, settings.query_max_memory_bytes)
+            created = await server_users.create(store, args.org, args.name, limits, settings.query_concurrency)
+            print(f"created ClickHouse user {created.user_name} for {created.organization_id}; its password:")
+            print(created.password)
+        elif args.analysts_command == "list":
+            for user in await server_users.listed(store, args.org):
+                state = f"revoked {user['revoked_at']}" if user["revoked_at"] else "active"
+                print(f"{user['user_name']}  {user['organization_id']}  {state}  {user['name']}")
+        else:
+            revoked = await server_users.revoke(store, args.user)
+            print(f"revoked analyst user {revoked['user_name']} of {revoked['organization_id']}")
+    finally:
+        await store.close()
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -140,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"applied migrations: {applied or 'none pending'}")
         elif args.command == "keys":
             _run(_keys(settings, args))
+        elif args.command == "analysts":
+            _run(_analysts(settings, args))
         elif args.command == "reference":
             sent = _run(runtime.run_reference_load(settings, args.file))
             print(f"sent {sent} domain events")

@@ -30,6 +30,24 @@ PARTITION BY toYYYYMM(started_at)
 ORDER BY (organization_id, started_at, query_id)
 TTL toDateTime(started_at) + toIntervalDay(400);
 
+-- analyst_users: the ClickHouse users `lms-events analysts create` made on a
+-- ClickHouse server (analytics/analyst/server_users.py), so `list` knows
+-- each one's organization and `revoke` what to drop. Bookkeeping, not an
+-- analyst table. Queries: all of them or one organization's (a handful);
+-- ORDER BY the user name, which is the identity; the highest _version is
+-- the user's state.
+CREATE TABLE IF NOT EXISTS analyst_users
+(
+    user_name       String,
+    organization_id String,
+    name            String,
+    created_at      DateTime64(3, 'UTC'),
+    revoked_at      Nullable(DateTime64(3, 'UTC')),
+    _version        UInt64
+)
+ENGINE = ReplacingMergeTree(_version)
+ORDER BY user_name;
+
 ALTER TABLE events MODIFY COMMENT 'Learning and interaction events, one row per accepted event (ReplacingMergeTree: FINAL collapses a reloaded event)';
 ALTER TABLE events
     COMMENT COLUMN event_id 'the event\'s id as the client sent it (UUID or evt_ + 16 hex digits); unique per organization',
