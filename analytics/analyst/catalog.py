@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import LRUCache
+
 from lms_events.clickhouse import ClickHouseStore
 
 ANALYST_TABLES = (
@@ -66,6 +68,7 @@ COMBINATORS = (
     "State", "Merge", "Array", "Map", "If",
 )  # fmt: skip
 
+PLANS_CACHED = 2048
 # How long the names of the database's tables are trusted (they change only with migrations).
 _TABLES_TTL_S = 30.0
 
@@ -77,6 +80,8 @@ class Catalog:
     functions: frozenset[str]
     case_insensitive: frozenset[str]
     aggregates: frozenset[str]
+    # Checked and printed queries by (text, organization, limits, formats, table names): guard.py.
+    plans: LRUCache[tuple[Any, ...], Any] = field(default_factory=lambda: LRUCache(maxsize=PLANS_CACHED))
     _tables: frozenset[str] = frozenset()
     _tables_at: float = 0.0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)

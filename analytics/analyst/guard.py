@@ -167,7 +167,7 @@ def _walk(node: dict[str, Any], context: _Context) -> None:
     kind = node.get("type")
     allowed = NODE_KEYS.get(kind) if isinstance(kind, str) else None
     if allowed is None:
-        raise Refused(f"{_describe(kind)} is not allowed")
+        raise Refused(f"{kind} is not allowed")
     for key, value in node.items():
         if key == "type":
             continue
@@ -233,10 +233,6 @@ def _check_function(node: dict[str, Any], context: _Context) -> None:
         if len(arguments) == 2 and arguments[1].get("type") == "Identifier":
             identifier = arguments[1]
             _check_table_name([str(part) for part in identifier.get("name_parts") or [identifier.get("name")]], context)
-
-
-def _describe(kind: object) -> str:
-    return {"SetQuery": "SETTINGS", "InsertQuery": "INSERT"}.get(str(kind), f"{kind}")
 
 
 def _describe_key(kind: str, key: str) -> str:
@@ -332,6 +328,13 @@ def _text_format(tree: dict[str, Any], formats: Collection[str]) -> str | None:
     return str(node["name"])
 
 
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    parameters: frozenset[str]
+    text_format: str | None
+
+
 async def guard(
     store: ClickHouseStore,
     catalog: Catalog,
@@ -342,8 +345,17 @@ async def guard(
     *,
     formats: Collection[str] = (),
 ) -> Checked:
-    tree = await parse(store, sql)
-    text_format = _text_format(tree, formats)
-    used = check(tree, catalog, await catalog.database_tables(store), store.database)
-    values = bound(params, used)
-    return Checked(await printed(store, wrapped(tree, store.database, organization_id, limits)), values, text_format)
+    """The checked, printed query. The same text for the same organization (a dashboard's
+    panels, a notebook re-run) is checked once: the printed text depends on nothing else
+    but the database's table names, which are part of the key; parameter values are bound
+    afresh each time."""
+    tables = await catalog.database_tables(store)
+    key = (sql, organization_id, limits, tuple(sorted(formats)), tables)
+    plan = catalog.plans.get(key)
+    if plan is None:
+        tree = await parse(store, sql)
+        text_format = _text_format(tree, formats)
+        used = check(tree, catalog, tables, store.database)
+        printed_sql = await printed(store, wrapped(tree, store.database, organization_id, limits))
+        plan = catalog.plans[key] = _Plan(printed_sql, frozenset(used), text_format)
+    return Checked(plan.sql, bound(params, set(plan.parameters)), plan.text_format)
