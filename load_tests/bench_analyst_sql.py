@@ -13,8 +13,19 @@ bench-org-0's subscriber-admin, one request at a time, runs each query
     guard   guard() alone, first sight of the text: parse (parseQueryToJSON), check, print
             (formatQueryFromJSON); then `cached`, the same text again (its plan is kept)
 
-Target (issue 12): guard overhead under 5 ms per query. Measured figures
-are in the module's README section (Analyst SQL) when run.
+Target (issue 12): guard overhead under 5 ms per query.
+
+Measured 2026-12-02 on the 2-core dev machine, 10M events (generation 36 s), 30 runs:
+
+    query                                 api p50/p95      engine p50/p95   guard p50/p95  cached
+    events per day, a month               11.4 / 16.0 ms    4.0 /   6.0 ms  2.6 / 6.0 ms   0.0 ms
+    top courses by completions            10.6 / 18.2 ms    2.9 /   4.1 ms  2.7 / 6.1 ms   0.0 ms
+    a learner's timeline                  86.7 / 212.1 ms  73.4 / 154.8 ms  3.1 / 7.9 ms   0.0 ms
+    funnel start -> complete -> mastered  23.5 / 28.1 ms   14.2 /  16.3 ms  3.0 / 6.4 ms   0.0 ms
+    score distribution per class          39.0 / 55.6 ms   26.2 /  42.7 ms  3.2 / 5.6 ms   0.0 ms
+
+The guard meets the target at p50 on first sight and always once a text was seen; its p95 on
+first sight (5.6-7.9 ms) does not. The rest of api - engine is the audit insert (~3-4 ms) and HTTP.
 """
 
 from __future__ import annotations

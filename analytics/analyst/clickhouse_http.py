@@ -95,7 +95,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         scope = _scope(request)
         sql = await _text(request)
-        if " ".join(sql.split()).rstrip(";").endswith(SETTINGS_PROBE + " FORMAT Native"):
+        if " ".join(sql.split()) == SETTINGS_PROBE + " FORMAT Native":
             sql = EMPTY_SETTINGS + " FORMAT Native"
         params = {name[len("param_") :]: EngineText(value) for name, value in request.query.items() if name.startswith("param_")}
         default = HTTP_FORMATS.get(request.query.get("default_format", DEFAULT_FORMAT)) or HTTP_FORMATS[DEFAULT_FORMAT]
