@@ -161,6 +161,12 @@ REFUSED = [
     ("WITH (SELECT count() FROM system.tables) AS n SELECT n", "sql"),
     ("SELECT arrayJoin((SELECT groupArray(name) FROM system.tables))", "sql"),
     ("SELECT * FROM {t:Identifier}", "sql"),
+    ("WITH RECURSIVE t AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM t) SELECT count() FROM t", "sql"),
+    ("SELECT 1 FROM events PARALLEL WITH SELECT * FROM write_keys", "sql"),
+    ("SELECT * FROM remoteSecure('127.0.0.1', system.one)", "sql"),
+    ("SELECT url('http://127.0.0.1:9/')", "sql"),
+    ("SELECT throwIf(1)", "sql"),
+    ("SELECT * FROM events WHERE organization_id = currentUser()", "sql"),
     ("SELECT * FROM ｓｙｓｔｅｍ.tables", "sql"),
     ("", "sql"),
 ]
