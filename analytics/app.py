@@ -17,7 +17,8 @@ from analytics import handlers
 from ingest.handlers import error_middleware
 from analytics.cache import AnswerCache
 from analytics.invalidation import following
-from analytics.keys import AUDIT, CACHE, JWT_SECRET, SETTINGS, STORE
+from analytics.analyst.app import add_query_api
+from analytics.keys import AUDIT, CACHE, JWT_SECRET, PREFIX, SETTINGS, STORE
 from lms_events.audit import AuditTrail
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.docs import add_docs
@@ -25,7 +26,6 @@ from lms_events.errors import ConfigError
 from lms_events.settings import Settings
 from lms_events.tokens import signing_secret
 
-PREFIX = "/api/v1"
 REDIS_TIMEOUT_S = 2.0
 
 
@@ -79,5 +79,6 @@ def create_api_app(settings: Settings) -> web.Application:
     """The API in a process of its own (`lms-events api`); its /openapi.json describes what it serves: the API."""
     app = web.Application(middlewares=[error_middleware])
     add_api(app, settings)
+    add_query_api(app)
     add_docs(app)
     return app

@@ -1,4 +1,4 @@
-"""Typed application keys of the analytics API."""
+"""Typed application keys of the analytics API, and the prefix of its paths."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from analytics.cache import AnswerCache
 from lms_events.audit import AuditTrail
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
+
+PREFIX = "/api/v1"
 
 SETTINGS = web.AppKey("analytics_settings", Settings)
 STORE = web.AppKey("analytics_store", ClickHouseStore)

@@ -228,6 +228,43 @@ class DataUsage(Model):
     consent: MyConsent
     retention_days: RetentionDays
     stored_rows: Annotated[dict[str, int], Meta(description="rows per table that name you")]
+class QueryRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`POST /api/v1/query`: one SELECT over the tables of `GET /api/v1/query/schema`."""
+
+    sql: Annotated[str, Meta(min_length=1, description="one SELECT; `{name:Type}` marks a parameter")]
+    params: Annotated[
+        dict[str, str | int | float | bool | list[str | int | float | bool]],
+        Meta(description="values of the query's `{name:Type}` parameters, bound and typed by ClickHouse"),
+    ] = msgspec.field(default_factory=dict)
+    format: Annotated[
+        Literal["json", "csv", "parquet", "arrow"],
+        Meta(description="json: ClickHouse JSON (meta with column types, data rows); csv with a header; Parquet; Arrow IPC stream"),
+    ] = "json"
+
+
+class ColumnDoc(Model):
+    name: str
+    type: Annotated[str, Meta(description="ClickHouse type")]
+    description: str
+
+
+class TableDoc(Model):
+    name: str
+    description: str
+    columns: list[ColumnDoc]
+
+
+class QueryLimits(Model):
+    max_execution_time_s: float
+    max_result_rows: int
+    max_memory_usage_bytes: int
+
+
+class QuerySchema(Model):
+    """`GET /api/v1/query/schema`: the data dictionary of analyst SQL, from the tables' COMMENTs."""
+
+    tables: list[TableDoc]
+    limits: Annotated[QueryLimits, Meta(description="enforced by the engine on each query; exceeding one is 422 naming it")]
 
 
 ANSWERS: tuple[type[Model], ...] = (
@@ -239,4 +276,5 @@ ANSWERS: tuple[type[Model], ...] = (
     EventPage,
     AuditPage,
     DataUsage,
+    QuerySchema,
 )

@@ -10,6 +10,8 @@
     lms-events keys create|list|revoke   manage write keys (works while `up` runs)
     lms-events retention set|show --org ORG [--standard DAYS] [--sensitive DAYS] [--pii DAYS] [--system DAYS]
                          an organization's retention, only shorter than the seed's caps
+    lms-events analysts create --org ORG [--name N] | list [--org ORG] | revoke USER
+                         read-only ClickHouse users of one organization (a ClickHouse server only)
     lms-events reference load FILE.jsonl
                          send existing users, courses, enrollments (domain events) to Kafka
     lms-events backfill [--since DATE] [--org ORG] [--all]
@@ -31,9 +33,12 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from analytics.analyst import server_users
+from analytics.analyst.guard import Limits
 from lms_events import runtime
+from lms_events.clickhouse import open_store
 from lms_events.control import control_plane
-from lms_events.errors import LmsEventsError
+from lms_events.errors import ConfigError, LmsEventsError
 from lms_events.logs import configure_logging
 from lms_events.settings import Settings
 from lms_events.tokens import Role
@@ -74,6 +79,15 @@ def _parser() -> argparse.ArgumentParser:
     set_kept.add_argument("--system", type=int, metavar="DAYS", help="days system performance events are kept")
     show_kept = kept_commands.add_parser("show", help="an organization's retention policy")
     show_kept.add_argument("--org", required=True)
+    analysts = commands.add_parser("analysts", help="ClickHouse users for analysts (a ClickHouse server only)")
+    analyst_commands = analysts.add_subparsers(dest="analysts_command", required=True)
+    analyst_create = analyst_commands.add_parser("create", help="create a read-only user of one organization; prints its password")
+    analyst_create.add_argument("--org", required=True)
+    analyst_create.add_argument("--name", default="", help="who it is for")
+    analyst_list = analyst_commands.add_parser("list", help="list analyst users (never their passwords)")
+    analyst_list.add_argument("--org")
+    analyst_revoke = analyst_commands.add_parser("revoke", help="drop an analyst user, its policies, profile and quota")
+    analyst_revoke.add_argument("user")
     reference = commands.add_parser("reference", help="reference data (users, courses, enrollments)")
     reference_commands = reference.add_subparsers(dest="reference_command", required=True)
     load = reference_commands.add_parser("load", help="send a JSON-lines file of domain events to their topics")
@@ -109,6 +123,25 @@ async def _retention(settings: Settings, args: argparse.Namespace) -> None:
         else:
             policy = await control.show_retention(args.org)
         print(json.dumps(policy))
+async def _analysts(settings: Settings, args: argparse.Namespace) -> None:
+    if not settings.clickhouse_url:  # before open_store, which would start an embedded chDB
+        raise ConfigError("CLICKHOUSE_URL", server_users.NEEDS_SERVER)
+    store = await open_store(settings)
+    try:
+        if args.analysts_command == "create":
+            limits = Limits(settings.query_max_execution_s, settings.query_max_result_rows, settings.query_max_memory_bytes)
+            created = await server_users.create(store, args.org, args.name, limits, settings.query_concurrency)
+            print(f"created ClickHouse user {created.user_name} for {created.organization_id}; its password:")
+            print(created.password)
+        elif args.analysts_command == "list":
+            for user in await server_users.listed(store, args.org):
+                state = f"revoked {user['revoked_at']}" if user["revoked_at"] else "active"
+                print(f"{user['user_name']}  {user['organization_id']}  {state}  {user['name']}")
+        else:
+            revoked = await server_users.revoke(store, args.user)
+            print(f"revoked analyst user {revoked['user_name']} of {revoked['organization_id']}")
+    finally:
+        await store.close()
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -165,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             _run(_keys(settings, args))
         elif args.command == "retention":
             _run(_retention(settings, args))
+        elif args.command == "analysts":
+            _run(_analysts(settings, args))
         elif args.command == "reference":
             sent = _run(runtime.run_reference_load(settings, args.file))
             print(f"sent {sent} domain events")

@@ -14,6 +14,7 @@ the database as the session default, so migrations use unqualified names.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,11 @@ class ClickHouseStore(Protocol):
         """Insert `rows`; a retry with the same `dedup_token` inserts nothing."""
         ...
 
+    async def query_bytes(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> tuple[bytes, int | None]:
+        """The answer of `sql` encoded by ClickHouse in output format `fmt`, and its row count when
+        the driver knows it. Parameter values are in ClickHouse's text form (a list is an array; `{name:Type}` parses them)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -79,10 +85,19 @@ class ChdbStore:
     def _run(self, sql: str, fmt: str, params: dict[str, Any] | None) -> Any:
         try:
             if params:
-                return self._session.query(sql, fmt, params=params)
+                return self._session.query(sql, fmt, params={name: _escaped(value) for name, value in params.items()})
             return self._session.query(sql, fmt)
         except Exception as exc:  # chdb raises its own ChdbError and RuntimeError
+            self._flush_failed_output()
             raise StorageError(str(exc).strip()) from exc
+
+    def _flush_failed_output(self) -> None:
+        # chDB 4.4: what a query that failed mid-answer had written (its format's header and
+        # footer: a JSON document, Parquet magic, ...) is prepended to the next query's
+        # result. A throwaway query takes it, so the next caller reads only its own answer.
+        # Its own failure is not reported: the original error is the one the caller needs.
+        with contextlib.suppress(Exception):
+            self._session.query("SELECT 1", "CSV")
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -90,9 +105,15 @@ class ChdbStore:
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         await self._call(self._run, sql, "CSV", params)
 
+    def _run_bytes(self, sql: str, fmt: str, params: dict[str, Any] | None) -> tuple[bytes, int]:
+        # Copied out on the chDB thread: a result's buffer is not stable once the session runs
+        # the next query (seen: a JSONEachRow answer read as garbage while an analyst query ran).
+        result = self._run(sql, fmt, params)
+        return result.bytes(), result.rows_read()
+
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        result = await self._call(self._run, sql, "JSONEachRow", params)
-        return [orjson.loads(line) for line in result.bytes().splitlines() if line]
+        body, _ = await self._call(self._run_bytes, sql, "JSONEachRow", params)
+        return [orjson.loads(line) for line in body.splitlines() if line]
 
     async def query_arrow_with(
         self, rows: pa.Table, sql: Callable[[str], str], params: dict[str, Any] | None = None
@@ -106,6 +127,11 @@ class ChdbStore:
 
     async def insert_arrow(self, table: str, rows: pa.Table, *, dedup_token: str) -> None:
         await self._call(self._insert_arrow, _check_identifier(table), rows, dedup_token)
+
+    async def query_bytes(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> tuple[bytes, int | None]:
+        # chDB counts the rows of the answer it encoded (rows_read of the result, not of the tables).
+        body, rows = await self._call(self._run_bytes, sql, fmt, params)
+        return body, rows
 
     def _insert_arrow(self, table: str, rows: pa.Table, dedup_token: str) -> None:
         columns = ", ".join(_check_identifier(name) for name in rows.column_names)
@@ -183,6 +209,13 @@ class ServerStore:
         except Exception as exc:
             raise StorageError(str(exc)) from exc
 
+    async def query_bytes(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> tuple[bytes, int | None]:
+        try:
+            answer = await self._client.raw_query(sql, parameters=params, fmt=fmt)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+        return bytes(answer), None
+
     async def close(self) -> None:
         await self._client.close()
 
@@ -197,6 +230,38 @@ def _structure(schema: pa.Schema) -> str:
         return ", ".join(f"{field.name} {_EXTERNAL_TYPES[field.type]}" for field in schema)
     except KeyError as exc:
         raise StorageError(f"no ClickHouse type for a query's Arrow column of type {exc.args[0]}") from exc
+
+
+# chDB reads a query parameter's value in ClickHouse's escaped text form (as the
+# server reads an HTTP param_*), so a backslash, tab or newline in a string must be
+# escaped; a list is an array literal, whose quoted elements carry their own escapes
+# (the form clickhouse-connect sends for a list).
+_PARAM_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
+class EngineText(str):
+    """A parameter value already in ClickHouse's escaped text form, as the ClickHouse HTTP
+    interface receives `param_*` from a client: chDB gets it as it is."""
+
+    __slots__ = ()
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, EngineText):
+        return str(value)
+    if isinstance(value, str):
+        return value.translate(_PARAM_ESCAPES)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(item) for item in value) + "]"
+    return value
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return str(_escaped(value))
 
 
 def _redact(url: str) -> str:

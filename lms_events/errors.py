@@ -12,7 +12,8 @@
         ├── Forbidden          a valid token whose role may not do this -> 403
         ├── NotFound           unknown resource (event type schema) -> 404
         ├── PayloadTooLarge    a size limit was exceeded -> 413
-        └── RateLimited        the write key's token bucket is empty -> 429
+        ├── LimitExceeded      an analyst query hit an engine limit (time, rows, memory) -> 422
+        └── RateLimited        the write key's token bucket, or an organization's query slots, are used up -> 429
 
 Third-party errors (aiokafka, chdb, clickhouse-connect, redis) are
 translated into these at the module that talks to that component.
@@ -94,9 +95,15 @@ class PayloadTooLarge(ClientError):
     status = 413
 
 
+class LimitExceeded(ClientError):
+    """`field` names the limit (e.g. `max_execution_time`), so a client can tell which one."""
+
+    status = 422
+
+
 class RateLimited(ClientError):
     status = 429
 
-    def __init__(self, reason: str, *, retry_after_s: int) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str, *, retry_after_s: int, field: str | None = None) -> None:
+        super().__init__(reason, field=field)
         self.retry_after_s = retry_after_s

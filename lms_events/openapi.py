@@ -100,7 +100,7 @@ def hoisted(file: str, name: str) -> dict[str, Any]:
 
 @cache
 def component_schemas() -> dict[str, Any]:
-    structs = (*models.ANSWERS, *answers.ANSWERS, ErrorAnswer)
+    structs = (*models.ANSWERS, *answers.ANSWERS, models.QueryRequest, ErrorAnswer)
     _, generated = msgspec.json.schema_components(structs, ref_template=SCHEMA_REF)
     for file, name in REQUEST_SCHEMAS.items():
         request_schemas = hoisted(file, name)
@@ -261,6 +261,79 @@ def _instant(name: str, description: str) -> dict[str, Any]:
     return _query(name, {"anyOf": [DAY, {"type": "string", "format": "date-time"}]}, description)
 
 
+def _analyst_query() -> dict[str, Any]:
+    binary = {"type": "string", "contentMediaType": "application/octet-stream"}
+    return {
+        "tags": ["analyst SQL"],
+        "summary": "Run one SELECT over the documented tables, confined to the caller's organization",
+        "description": (
+            "system-admin (every organization, or `?organizationId=`) and subscriber-admin. The query is parsed "
+            "by ClickHouse, checked (one SELECT; only the tables of `GET /api/v1/query/schema`; no table "
+            "functions, dictionaries, system tables, SETTINGS, FORMAT or INTO OUTFILE) and run read-only with "
+            "every table confined to the organization. Every query is audited in the table `analyst_queries`."
+        ),
+        "security": [{READ_TOKEN: []}],
+        "parameters": [ORGANIZATION],
+        "requestBody": {"required": True, "content": {JSON: {"schema": ref("QueryRequest")}}},
+        "responses": {
+            "200": {
+                "description": "the rows, streamed, in the format asked for; X-Query-Id names the audit row",
+                "content": {
+                    JSON: {"schema": {"type": "object", "description": "ClickHouse JSON: meta (name, type), data, rows"}},
+                    CSV_TYPE: {"schema": {"type": "string", "description": "a header row, one row a result row"}},
+                    "application/vnd.apache.parquet": {"schema": binary},
+                    "application/vnd.apache.arrow.stream": {"schema": binary},
+                },
+            },
+            **READ_ERRORS,
+            "422": _error("a limit was exceeded (`field`: max_execution_time, max_result_rows, max_memory_usage)"),
+            "429": _error("the organization's concurrent queries are at their limit (`field`: query_concurrency)", retry=True),
+        },
+    }
+
+
+def _clickhouse_http(method: str) -> dict[str, Any]:
+    query = "the `query` URL parameter" + (" followed by the body" if method == "POST" else "")
+    return {
+        "tags": ["analyst SQL"],
+        "summary": "ClickHouse's HTTP interface for analyst SQL (clickhouse-connect: proxy_path='clickhouse')",
+        "description": (
+            f"The SQL is {query}; `param_<name>` bind `{{name:Type}}`; a trailing `FORMAT X` or `default_format` "
+            "chooses the output (Native, RowBinary, Arrow, ArrowStream, Parquet, JSON, JSONEachRow, CSV, TabSeparated, "
+            "...). The same rules as `POST /api/v1/query`; other URL parameters (settings, database, session) are "
+            "ignored. Credential: the read token as Bearer, as the Basic password, or in X-ClickHouse-Key. Errors "
+            "are ClickHouse's text (`Code: N. DB::Exception: ...`) with X-ClickHouse-Exception-Code."
+        ),
+        "security": [{READ_TOKEN: []}],
+        "parameters": [
+            ORGANIZATION,
+            _query("query", {"type": "string"}, "the SQL (or its start, for POST)"),
+            _query("default_format", {"type": "string", "default": "TabSeparated"}, "the output format without FORMAT"),
+        ],
+        **(
+            {"requestBody": {"required": False, "content": {"text/plain": {"schema": {"type": "string"}}}}}
+            if method == "POST"
+            else {}
+        ),
+        "responses": {
+            "200": {
+                "description": "the rows in the format asked for; X-ClickHouse-Format, X-ClickHouse-Query-Id",
+                "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}},
+            },
+            **{
+                status: {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+                for status, description in (
+                    ("400", "refused by the guard, or ClickHouse refused the query"),
+                    ("401", "missing or invalid read token"),
+                    ("403", "a role that may not run analyst SQL"),
+                    ("422", "a limit was exceeded"),
+                    ("429", "the organization's concurrent queries are at their limit"),
+                )
+            },
+        },
+    }
+
+
 @cache
 def operations() -> dict[tuple[str, str], dict[str, Any]]:
     """Every operation the product can serve, by (method, path)."""
@@ -366,6 +439,14 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
             _answer("your data usage", ref("DataUsage")),
             entity=False,
         ),
+        ("GET", "/api/v1/query/schema"): {
+            "tags": ["analyst SQL"],
+            "summary": "The data dictionary: the tables analyst SQL may read, every column described, and the limits",
+            "security": [{READ_TOKEN: []}],
+            "responses": {"200": _answer("the dictionary", ref("QuerySchema")), **READ_ERRORS},
+        },
+        ("POST", "/api/v1/query"): _analyst_query(),
+        **{(method, path): _clickhouse_http(method) for path in ("/clickhouse", "/clickhouse/") for method in ("GET", "POST")},
         ("GET", "/openapi.json"): {
             "tags": ["docs"],
             "summary": "This document",

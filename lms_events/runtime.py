@@ -25,6 +25,7 @@ import structlog
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from analytics.analyst.app import add_query_api
 from analytics.app import add_api, create_api_app
 from ingest.app import create_app
 from lms_events import embedded, tokens, write_keys
@@ -223,6 +224,7 @@ async def run_up(settings: Settings) -> None:
         admin_token = new_admin_token()
         app = create_app(settings, store=pipeline.store, admin_token=admin_token)
         add_api(app, settings, store=pipeline.store)
+        add_query_api(app)
         add_docs(app)  # last: the document describes every route added before it
         runner = web.AppRunner(
             app,

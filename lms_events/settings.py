@@ -96,6 +96,12 @@ class Settings:
     cache_analytics_s: float = field(default=300.0, metadata={"env": "LMS_EVENTS_CACHE_ANALYTICS_S"})
     # Learning progress: an enrollment with activity but none for this many days is `dropped`.
     dropped_after_days: int = field(default=30, metadata={"env": "LMS_EVENTS_DROPPED_AFTER_DAYS"})
+    # Analyst SQL (POST /api/v1/query): limits the engine enforces on each query, and how
+    # many queries of one organization may run at once (in this process).
+    query_max_execution_s: float = field(default=10.0, metadata={"env": "LMS_EVENTS_QUERY_MAX_EXECUTION_S"})
+    query_max_result_rows: int = field(default=1_000_000, metadata={"env": "LMS_EVENTS_QUERY_MAX_RESULT_ROWS"})
+    query_max_memory_bytes: int = field(default=2 * 1024**3, metadata={"env": "LMS_EVENTS_QUERY_MAX_MEMORY_BYTES"})
+    query_concurrency: int = field(default=2, metadata={"env": "LMS_EVENTS_QUERY_CONCURRENCY"})
 
     log_format: Literal["json", "console"] | None = field(default=None, metadata={"env": "LMS_EVENTS_LOG_FORMAT"})
     log_level: str = field(default="info", metadata={"env": "LMS_EVENTS_LOG_LEVEL"})
@@ -125,6 +131,9 @@ class Settings:
             raise ConfigError("LMS_EVENTS_DROPPED_AFTER_DAYS", "must be at least 1")
         if self.analytics_window_s <= 0:
             raise ConfigError("LMS_EVENTS_ANALYTICS_WINDOW_S", "must be positive")
+        for name in ("query_max_execution_s", "query_max_result_rows", "query_max_memory_bytes", "query_concurrency"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(_env_name(name), "must be positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from analytics.analyst.app import add_query_api
 from analytics.app import add_api
 from ingest.app import create_app
 from ingest.keys import KEYRING, STORE
@@ -116,6 +117,7 @@ async def start_gateway(
     app = create_app(settings, store=store, admin_token=admin_token)
     if store is not None:  # as under `lms-events up`: the process owning ClickHouse serves the read side too
         add_api(app, settings, store=store)
+        add_query_api(app)
     add_docs(app)
     runner = web.AppRunner(app)
     await runner.setup()

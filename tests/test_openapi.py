@@ -103,10 +103,11 @@ def test_document_lists_every_route_of_the_app(gateway: Gateway, spec: dict[str,
 
 
 def test_api_role_documents_the_api_only(settings: Settings) -> None:
-    """`lms-events api` serves the analytics API alone, and its document says so."""
+    """`lms-events api` serves the analytics API and analyst SQL (also over ClickHouse's HTTP interface)
+    alone, and its document says so."""
     paths = set(document(described_routes(create_api_app(settings)))["paths"])
-    assert {path for path in paths if not path.startswith("/api/v1/")} == {"/openapi.json", "/docs"}
-    assert len(paths) == 2 + len(READS)
+    assert {path for path in paths if not path.startswith("/api/v1/")} == {"/openapi.json", "/docs", "/clickhouse", "/clickhouse/"}
+    assert len(paths) == 4 + len(READS) + len(("/api/v1/query", "/api/v1/query/schema"))
 
 
 async def test_an_undocumented_route_stops_the_app_from_starting() -> None:
