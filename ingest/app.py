@@ -20,12 +20,13 @@ from ingest.consent import ConsentStore, reload_consent
 from ingest.cors import cors_middleware
 from ingest.dedup import Deduplicator
 from ingest.intake import Intake
-from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, REDIS, SETTINGS, STORE
+from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, REDIS, SETTINGS, SPOOL, STORE
 from ingest.privacy import PrivacyFilter, load_or_create_secret
 from ingest.publish import EventPublisher
 from ingest.ratelimit import RateLimiter
 from ingest.redis_pipe import PipelinedRedis
 from ingest.sampling import Sampler
+from ingest.spool import Spool
 from ingest.validation import EventValidator
 from lms_events.admin import create_admin_app
 from lms_events.clickhouse import ClickHouseStore, open_store
@@ -60,7 +61,9 @@ async def write_keys(app: web.Application) -> AsyncIterator[None]:
 async def kafka_publisher(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.kafka_bootstrap_servers is not None
-    publisher = EventPublisher(settings.kafka_bootstrap_servers, timeout_s=settings.kafka_publish_timeout_s)
+    publisher = EventPublisher(
+        settings.kafka_bootstrap_servers, timeout_s=settings.kafka_publish_timeout_s, spool=app.get(SPOOL)
+    )
     await publisher.start()
     app[PUBLISHER] = publisher
     yield
@@ -92,10 +95,15 @@ async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(
-    settings: Settings, *, store: ClickHouseStore | None = None, admin_token: str | None = None
+    settings: Settings,
+    *,
+    store: ClickHouseStore | None = None,
+    admin_token: str | None = None,
+    spool: Spool | None = None,
 ) -> web.Application:
     """The gateway. `store` is passed in when this process already owns ClickHouse
-    (embedded `up`), which then also serves the admin API for the CLI."""
+    (embedded `up`), which then also serves the admin API for the CLI; `spool`
+    when the broker is the embedded one, which forgets on a crash."""
     if settings.kafka_bootstrap_servers is None:
         raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "the gateway needs a broker (`lms-events up` starts one)")
     if store is None and settings.clickhouse_url is None:
@@ -114,6 +122,8 @@ def create_app(
         handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
+    if spool is not None:
+        app[SPOOL] = spool
     if store is not None:
         app[STORE] = store
     else:

@@ -10,6 +10,7 @@ from ingest.intake import Intake
 from ingest.publish import EventPublisher
 from ingest.ratelimit import RateLimiter
 from ingest.redis_pipe import PipelinedRedis
+from ingest.spool import Spool
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
 
@@ -21,3 +22,4 @@ KEYRING = web.AppKey("keyring", KeyRing)
 CONSENT = web.AppKey("consent", ConsentStore)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 INTAKE = web.AppKey("intake", Intake)
+SPOOL = web.AppKey("spool", Spool)

@@ -6,6 +6,9 @@ stream app and the gateway in one event loop. A clean stop (Ctrl-C,
 SIGTERM) runs the start in reverse with one extra step: after the gateway
 stops accepting, wait until the stream app has committed everything Kafka
 holds, because the embedded broker keeps messages only in memory.
+Under the embedded broker the gateway also spools what it publishes to
+disk before answering (ingest/spool.py): `up` replays what a crashed run
+left there before it serves, and deletes what ClickHouse has.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from analytics.app import add_api, create_api_app
 from ingest.app import create_app
-from lms_events import embedded, tokens, write_keys
+from lms_events import embedded, spooling, tokens, write_keys
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.docs import add_docs
 from lms_events.errors import ConfigError, StorageError
@@ -213,16 +216,31 @@ def _banner(pipeline: Pipeline, gateway_url: str, demo_key: str | None, demo_tok
     )
 
 
+async def _open_spool(pipeline: Pipeline, stack: AsyncExitStack) -> spooling.SpoolKeeper | None:
+    """Under the embedded broker: the gateway's spool, with what a crashed run left in it back
+    in Kafka. A Kafka cluster is durable itself (acks=all)."""
+    if not pipeline.embedded_kafka:
+        return None
+    settings = pipeline.settings
+    assert settings.kafka_bootstrap_servers is not None
+    keeper = await spooling.SpoolKeeper.open(
+        settings.spool_path, settings.kafka_bootstrap_servers, timeout_s=settings.kafka_publish_timeout_s
+    )
+    stack.push_async_callback(keeper.close)
+    return keeper
+
+
 async def run_up(settings: Settings) -> None:
     stop = _stop_on_signals()
     async with AsyncExitStack() as stack:
         pipeline = await _start_pipeline(settings, stack, with_redis=True)
         settings = pipeline.settings
+        keeper = await _open_spool(pipeline, stack)
         # Before the gateway loads its keys, so the printed key works at once.
         demo_key = await demo_write_key(settings, pipeline.store) if settings.environment == "development" else None
         demo_token = demo_read_token(settings) if settings.environment == "development" else None
         admin_token = new_admin_token()
-        app = create_app(settings, store=pipeline.store, admin_token=admin_token)
+        app = create_app(settings, store=pipeline.store, admin_token=admin_token, spool=keeper.spool if keeper else None)
         add_api(app, settings, store=pipeline.store)
         add_docs(app)  # last: the document describes every route added before it
         runner = web.AppRunner(
@@ -253,7 +271,9 @@ async def run_up(settings: Settings) -> None:
         await runner.cleanup()
         log.info("stopping", step="drain")
         assert settings.kafka_bootstrap_servers is not None
-        await wait_until_drained(settings.kafka_bootstrap_servers)
+        drained = await wait_until_drained(settings.kafka_bootstrap_servers)
+        if keeper is not None:
+            await keeper.close(drained=drained)
     log.info("stopped")
 
 
