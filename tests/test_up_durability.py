@@ -72,12 +72,6 @@ class Load:
         except OSError:  # `up` was killed: no answer, nothing promised
             return 0, {}
 
-    def wait_accepted(self, count: int) -> None:
-        deadline = time.monotonic() + LOAD_DEADLINE_S
-        while len(self.accepted) < count:
-            assert time.monotonic() < deadline, f"only {len(self.accepted)} accepted; answers {self.answers}"
-            time.sleep(0.05)
-
 
 def _stored_event_ids(data_dir: Path) -> set[str]:
     # chDB allows one data dir per process: read it from a fresh one, `up` stopped.
@@ -88,6 +82,16 @@ def _stored_event_ids(data_dir: Path) -> set[str]:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     return {line.strip().strip('"') for line in out.stdout.splitlines() if line.strip()}
+
+
+def _wait_truncating(data_dir: Path, load: Load) -> None:
+    """Until the sink has stored and committed enough that `up` deleted the run's first
+    spool segment: the kill then hits a spool that is being truncated behind the sink."""
+    first = data_dir / "spool" / f"{1:020d}.spool"
+    deadline = time.monotonic() + LOAD_DEADLINE_S
+    while first.exists() or len(load.accepted) < ACCEPTED_BEFORE_KILL:
+        assert time.monotonic() < deadline, f"the spool was not truncated; {len(load.accepted)} accepted"
+        time.sleep(0.05)
 
 
 def _broker_pid(up_pid: int) -> int:
@@ -120,7 +124,7 @@ def test_kill_9_of_up_under_load_loses_no_accepted_event(tmp_path: Path) -> None
     process, base = _start_up(env, tmp_path / "up.log")
     try:
         with Load(base, (data_dir / "demo_write_key").read_text().strip()) as load:
-            load.wait_accepted(ACCEPTED_BEFORE_KILL)
+            _wait_truncating(data_dir, load)
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
     finally:
@@ -140,7 +144,7 @@ def test_kill_9_of_the_broker_under_load_loses_no_accepted_event(tmp_path: Path)
     process, base = _start_up(env, tmp_path / "up.log")
     try:
         with Load(base, (data_dir / "demo_write_key").read_text().strip()) as load:
-            load.wait_accepted(ACCEPTED_BEFORE_KILL)
+            _wait_truncating(data_dir, load)
             os.kill(_broker_pid(process.pid), signal.SIGKILL)
             # Without its broker `up` answers 503: nothing more is accepted.
             deadline = time.monotonic() + LOAD_DEADLINE_S
