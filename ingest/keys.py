@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from ingest.auth import KeyRing
@@ -14,6 +16,9 @@ from ingest.spool import Spool
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
 
+if TYPE_CHECKING:
+    from ingest.health import StreamWorkerState  # health reads these keys
+
 SETTINGS = web.AppKey("settings", Settings)
 PUBLISHER = web.AppKey("publisher", EventPublisher)
 REDIS = web.AppKey("redis", PipelinedRedis)
@@ -23,3 +28,5 @@ CONSENT = web.AppKey("consent", ConsentStore)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 INTAKE = web.AppKey("intake", Intake)
 SPOOL = web.AppKey("spool", Spool)
+# Under `up`: its stream worker, for /health (ingest/health.py).
+STREAM_WORKER: web.AppKey[StreamWorkerState] = web.AppKey("stream_worker")

@@ -24,16 +24,19 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import faust
 import structlog
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from analytics.app import add_api, create_api_app
 from ingest.app import create_app
+from ingest.health import StreamWorkerState
+from ingest.keys import STREAM_WORKER
 from lms_events import embedded, spooling, tokens, write_keys
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.docs import add_docs
-from lms_events.errors import ConfigError, StorageError
+from lms_events.errors import ConfigError, EmbeddedStartError, StorageError
 from lms_events.instance import (
     Instance,
     new_admin_token,
@@ -49,10 +52,13 @@ from lms_events.topics import PIPELINE_TOPICS, STREAM_APP_ID, ensure_topics
 from streams import reference_load
 from streams.app import create_stream_app
 from streams.backfill import BackfillScope, run_backfill
+from streams.sink import Sinks
 
 log = structlog.get_logger(__name__)
 
 DRAIN_TIMEOUT_S = 120.0
+WORKER_READY_TIMEOUT_S = 120.0
+WORKER_READY_POLL_S = 0.1
 DRAIN_POLL_S = 0.2
 DRAIN_FETCH_TIMEOUT_MS = 500
 GATEWAY_SHUTDOWN_TIMEOUT_S = 30.0
@@ -164,12 +170,25 @@ async def _start_pipeline(settings: Settings, stack: AsyncExitStack, *, with_red
     return Pipeline(settings, store, embedded_kafka=embedded_kafka, embedded_redis=embedded_redis)
 
 
-async def _start_streams(pipeline: Pipeline, stack: AsyncExitStack) -> None:
-    stream_app = create_stream_app(pipeline.settings, pipeline.store)
+async def _start_streams(pipeline: Pipeline, stack: AsyncExitStack, sinks: Sinks | None = None) -> faust.App:
+    stream_app = create_stream_app(pipeline.settings, pipeline.store, sinks)
     # Joining the consumer group takes a few seconds; the gateway is already
     # accepting by then and Kafka holds what arrives meanwhile.
     await stream_app.start()
     stack.push_async_callback(stream_app.stop)
+    return stream_app
+
+
+async def _worker_ready(stream_app: faust.App, timeout_s: float = WORKER_READY_TIMEOUT_S) -> None:
+    """Until the worker has partitions of its group and its tables are recovered: from then
+    on what is posted gets loaded (the `ready` line and /health wait for this)."""
+    deadline = time.monotonic() + timeout_s
+    while not (
+        stream_app.consumer.assignment() and stream_app.tables.recovery.completed.is_set() and not stream_app.rebalancing
+    ):
+        if time.monotonic() > deadline:
+            raise EmbeddedStartError(f"the stream worker did not join its consumer group within {timeout_s:.0f}s")
+        await asyncio.sleep(WORKER_READY_POLL_S)
 
 
 DEMO_ORGANIZATION = "demo-org"
@@ -241,6 +260,9 @@ async def run_up(settings: Settings) -> None:
         demo_token = demo_read_token(settings) if settings.environment == "development" else None
         admin_token = new_admin_token()
         app = create_app(settings, store=pipeline.store, admin_token=admin_token, spool=keeper.spool if keeper else None)
+        sinks = Sinks(pipeline.store)
+        worker = StreamWorkerState(last_stored_at=lambda: sinks.last_stored_at)
+        app[STREAM_WORKER] = worker
         add_api(app, settings, store=pipeline.store)
         add_docs(app)  # last: the document describes every route added before it
         runner = web.AppRunner(
@@ -259,9 +281,10 @@ async def run_up(settings: Settings) -> None:
             Instance(os.getpid(), gateway_url, settings.kafka_bootstrap_servers, settings.redis_url, admin_token),
         )
         stack.callback(remove_instance, settings.data_dir)
+        await _worker_ready(await _start_streams(pipeline, stack, sinks))
+        worker.ready = True
+        log.info("stream_worker_ready")
         print(_banner(pipeline, gateway_url, demo_key, demo_token), flush=True)
-        await _start_streams(pipeline, stack)
-        log.info("stream_worker_started")
         tune_gc_for_serving()
 
         await stop.wait()
