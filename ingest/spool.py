@@ -70,6 +70,8 @@ class Ticket:
 
     segment: int
     sequence: int
+    # The broker incarnation the record was published to (see `rebase`).
+    generation: int = 0
 
 
 @dataclass(slots=True)
@@ -78,6 +80,8 @@ class _Segment:
     sealed: bool = False
     # Records fsynced whose publish has not ended: the segment must stay.
     in_flight: int = 0
+    # Its records are to be published again (previous run, or the broker restarted empty).
+    replay_pending: bool = False
     # The highest offset per partition its messages got: deletable once committed beyond.
     offsets: Offsets = field(default_factory=dict)
 
@@ -87,6 +91,9 @@ class _Entry:
     sequence: int
     record: bytes
     durable: asyncio.Future[Ticket] | None = None
+    generation: int = 0
+    # Not a record: the flusher seals the current segment once it wrote what came before.
+    seal: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +162,10 @@ class Spool:
         self.directory = directory
         self._loop = loop
         self._previous = previous
-        # Loop thread only. The previous run's segments stay until `replayed`.
-        self._segments: dict[int, _Segment] = {i: _Segment(i, sealed=True, in_flight=1) for i in previous}
+        # Loop thread only. The previous run's segments stay at least until `replayed`.
+        self._segments: dict[int, _Segment] = {i: _Segment(i, sealed=True, replay_pending=True) for i in previous}
         self._sequence = 0
+        self._generation = 0
         # Shared with the flusher thread, under the condition's lock.
         self._condition = threading.Condition()
         self._queue: list[_Entry] = []
@@ -183,11 +191,13 @@ class Spool:
 
     # --- the previous run's segments ----------------------------------------
 
-    def recovered(self) -> list[Recovered]:
-        """What the previous run's segments hold, oldest first; call `replayed` for each once published."""
+    def recovered(self, segments: list[int] | None = None) -> list[Recovered]:
+        """What `segments` (by default the previous run's) hold, oldest first; call
+        `replayed` for each once published. Blocking: call off the event loop."""
+        segments = self._previous if segments is None else segments
         records: list[tuple[int, int, list[KafkaMessage]]] = []
         voided: set[Ticket] = set()
-        for segment in self._previous:
+        for segment in segments:
             for sequence, kind, body in _records(self._path(segment).read_bytes(), self._path(segment)):
                 if kind == MESSAGES:
                     records.append((segment, sequence, _messages(body)))
@@ -197,12 +207,25 @@ class Spool:
         for segment, sequence, messages in records:
             if Ticket(segment, sequence) not in voided:
                 by_segment.setdefault(segment, []).extend(messages)
-        return [Recovered(segment, by_segment.get(segment, [])) for segment in self._previous]
+        return [Recovered(segment, by_segment.get(segment, [])) for segment in segments]
 
     def replayed(self, segment: int, offsets: Offsets) -> None:
         """The recovered messages of `segment` are in Kafka again, at `offsets`."""
         self._segments[segment].offsets = dict(offsets)
-        self._segments[segment].in_flight = 0
+        self._segments[segment].replay_pending = False
+
+    async def rebase(self) -> list[int]:
+        """The broker restarted empty: every segment must be published again (`recovered`,
+        then `replayed` each). Seals the current one, so that what comes next goes to new ones."""
+        sealing: asyncio.Future[Ticket] = self._loop.create_future()
+        self._enqueue(_Entry(0, b"", sealing, seal=True))
+        await sealing
+        # Offsets from the dead broker, reported late, must not count (see `published`).
+        self._generation += 1
+        for segment in self._segments.values():
+            segment.offsets = {}
+            segment.replay_pending = True
+        return sorted(self._segments)
 
     # --- the hot path (loop thread) -----------------------------------------
 
@@ -210,13 +233,15 @@ class Spool:
         """A future that resolves once `messages` are fsynced (BrokerUnavailable if the disk fails)."""
         durable: asyncio.Future[Ticket] = self._loop.create_future()
         sequence = self._next_sequence()
-        self._enqueue(_Entry(sequence, _encode(sequence, messages), durable))
+        self._enqueue(_Entry(sequence, _encode(sequence, messages), durable, self._generation))
         return durable
 
     def published(self, ticket: Ticket, offsets: Offsets) -> None:
         """Kafka acknowledged the record's messages at `offsets`."""
         segment = self._segments[ticket.segment]
         segment.in_flight -= 1
+        if ticket.generation != self._generation:
+            return  # offsets of a broker since restarted: the rebase published the record again
         for partition, offset in offsets.items():
             segment.offsets[partition] = max(segment.offsets.get(partition, -1), offset)
 
@@ -253,15 +278,19 @@ class Spool:
                 if entry.durable is not None and not entry.durable.done():
                     entry.durable.set_exception(BrokerUnavailable(f"the spool could not be written: {error}"))
             return
-        segment = self._segments.setdefault(segment_id, _Segment(segment_id))
         for entry in group:
+            if entry.seal:  # wrote nothing: its segment may be none
+                assert entry.durable is not None
+                entry.durable.set_result(Ticket(segment_id, entry.sequence))
+                continue
+            segment = self._segments.setdefault(segment_id, _Segment(segment_id))
             if entry.durable is None:
                 continue
             if entry.durable.cancelled():
                 self._void(Ticket(segment_id, entry.sequence))
             else:
                 segment.in_flight += 1
-                entry.durable.set_result(Ticket(segment_id, entry.sequence))
+                entry.durable.set_result(Ticket(segment_id, entry.sequence, entry.generation))
 
     # --- the flusher thread -------------------------------------------------
 
@@ -296,7 +325,7 @@ class Spool:
         data = b"".join(entry.record for entry in group)
         error: OSError | None = None
         try:
-            if self._fd is None:
+            if self._fd is None and data:
                 self._segment_id, self._next_id = self._next_id, self._next_id + 1
                 # O_DSYNC: one write call is the write and its fsync (one GIL hand-over, not two).
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_DSYNC
@@ -305,8 +334,13 @@ class Spool:
                 _fsync_directory(self.directory)
             written = 0
             while written < len(data):
+                assert self._fd is not None
                 written += os.write(self._fd, data[written:])
             self._segment_bytes += len(data)
+            if any(entry.seal for entry in group) and self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+                sealed = [*sealed, self._segment_id]
         except OSError as exc:
             # After a failed write the file's state is unknown: seal it
             # and start the next group on a fresh segment.
@@ -329,7 +363,7 @@ class Spool:
         returns their files, for the caller to delete (`delete`)."""
         gone: list[Path] = []
         for segment in sorted(self._segments.values(), key=lambda s: s.id):
-            done = segment.sealed and not segment.in_flight and all(
+            done = segment.sealed and not segment.in_flight and not segment.replay_pending and all(
                 committed.get(partition, 0) > offset for partition, offset in segment.offsets.items()
             )
             if not done:

@@ -8,7 +8,9 @@ stops accepting, wait until the stream app has committed everything Kafka
 holds, because the embedded broker keeps messages only in memory.
 Under the embedded broker the gateway also spools what it publishes to
 disk before answering (ingest/spool.py): `up` replays what a crashed run
-left there before it serves, and deletes what ClickHouse has.
+left there before it serves, and deletes what ClickHouse has; a broker
+that dies is started again and given what the spool holds
+(lms_events/supervision.py).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from lms_events.instance import (
 from lms_events.migrations import migrate
 from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
+from lms_events.supervision import supervise_broker
 from lms_events.topics import PIPELINE_TOPICS, STREAM_APP_ID, ensure_topics
 from streams import reference_load
 from streams.app import create_stream_app
@@ -142,12 +145,14 @@ class Pipeline:
     store: ClickHouseStore
     embedded_kafka: bool
     embedded_redis: bool = False
+    broker: embedded.ManagedProcess | None = None
 
 
 async def _start_pipeline(settings: Settings, stack: AsyncExitStack, *, with_redis: bool = False) -> Pipeline:
     """Broker, ClickHouse and (for `up`, whose gateway needs it) Redis: embedded where not configured."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedded_kafka = settings.embedded_kafka
+    broker = None
     if embedded_kafka:
         port = settings.embedded_kafka_port or embedded.free_port()
         broker = await embedded.start_tansu(port, settings.data_dir / "tansu.log")
@@ -167,7 +172,7 @@ async def _start_pipeline(settings: Settings, stack: AsyncExitStack, *, with_red
     await migrate(store)
     assert settings.kafka_bootstrap_servers is not None
     await ensure_topics(settings, settings.kafka_bootstrap_servers)
-    return Pipeline(settings, store, embedded_kafka=embedded_kafka, embedded_redis=embedded_redis)
+    return Pipeline(settings, store, embedded_kafka=embedded_kafka, embedded_redis=embedded_redis, broker=broker)
 
 
 async def _start_streams(pipeline: Pipeline, stack: AsyncExitStack, sinks: Sinks | None = None) -> faust.App:
@@ -255,6 +260,9 @@ async def run_up(settings: Settings) -> None:
         pipeline = await _start_pipeline(settings, stack, with_redis=True)
         settings = pipeline.settings
         keeper = await _open_spool(pipeline, stack)
+        if pipeline.broker is not None:
+            supervisor = asyncio.create_task(supervise_broker(pipeline.broker, settings, keeper))
+            stack.callback(supervisor.cancel)
         # Before the gateway loads its keys, so the printed key works at once.
         demo_key = await demo_write_key(settings, pipeline.store) if settings.environment == "development" else None
         demo_token = demo_read_token(settings) if settings.environment == "development" else None

@@ -27,9 +27,9 @@ TRUNCATE_INTERVAL_S = 1.0
 COMMITTED_TIMEOUT_S = 5.0
 
 
-async def replay(spool: Spool, bootstrap: str, *, timeout_s: float) -> int:
-    """Publish what the previous run left in the spool; returns the number of messages."""
-    recovered = await asyncio.to_thread(spool.recovered)
+async def replay(spool: Spool, bootstrap: str, *, timeout_s: float, segments: list[int] | None = None) -> int:
+    """Publish what `segments` (by default what the previous run left) hold; returns the number of messages."""
+    recovered = await asyncio.to_thread(spool.recovered, segments)
     if not recovered:
         return 0
     publisher = EventPublisher(bootstrap, timeout_s=timeout_s)
@@ -84,9 +84,10 @@ async def _truncate_forever(spool: Spool, committed: CommittedOffsets) -> None:
 class SpoolKeeper:
     """The spool of a running `up`: replayed at open, truncated behind the stream app meanwhile."""
 
-    def __init__(self, spool: Spool, committed: CommittedOffsets) -> None:
+    def __init__(self, spool: Spool, committed: CommittedOffsets, bootstrap: str, timeout_s: float) -> None:
         self.spool = spool
         self._committed = committed
+        self._bootstrap, self._timeout_s = bootstrap, timeout_s
         self._truncator = asyncio.create_task(_truncate_forever(spool, committed))
 
     @classmethod
@@ -97,7 +98,12 @@ class SpoolKeeper:
         except BaseException:
             await spool.close()
             raise
-        return cls(spool, CommittedOffsets(bootstrap))
+        return cls(spool, CommittedOffsets(bootstrap), bootstrap, timeout_s)
+
+    async def rebase(self) -> None:
+        """The broker restarted empty: everything the spool still holds goes to it again."""
+        segments = await self.spool.rebase()
+        await replay(self.spool, self._bootstrap, timeout_s=self._timeout_s, segments=segments)
 
     async def close(self, *, drained: bool = False) -> None:
         """Once the gateway has stopped. `drained`: ClickHouse has everything, so the spool empties;
