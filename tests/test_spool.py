@@ -91,3 +91,25 @@ async def test_concurrent_appends_share_writes(tmp_path: Path, monkeypatch: pyte
     again = Spool.open(tmp_path)
     assert len(_recovered_messages(again)) == 200
     await again.close()
+
+
+async def test_after_a_broker_restart_everything_is_published_again_and_old_offsets_do_not_count(tmp_path: Path) -> None:
+    spool = Spool.open(tmp_path)
+    stored = await spool.append(_messages(2, "stored"))
+    spool.published(stored, {("events.raw", 0): 3})
+    in_flight = await spool.append(_messages(1, "in-flight"))  # acked by the dead broker, reported late
+
+    segments = await spool.rebase()
+    assert [m.key for r in spool.recovered(segments) for m in r.messages] == [
+        b"stored-key-0", b"stored-key-1", b"in-flight-key-0"
+    ]
+    spool.published(in_flight, {("events.raw", 0): 900})  # the dead broker's offset: ignored
+    assert spool.truncate({("events.raw", 0): 10}) == [], "not deletable before it is published again"
+    for segment in segments:
+        spool.replayed(segment, {("events.raw", 0): 2})
+    # New appends go to a new segment, published to the new broker.
+    after = await spool.append(_messages(1, "after"))
+    assert after.segment not in segments
+    assert len(spool.truncate({("events.raw", 0): 3})) == len(segments)
+    spool.published(after, {("events.raw", 0): 3})
+    await spool.close()
