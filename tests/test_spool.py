@@ -76,14 +76,14 @@ async def test_segments_are_deleted_oldest_first_once_committed(tmp_path: Path, 
 
 async def test_concurrent_appends_share_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     writes = 0
-    real = spool_module.os.write
+    real = spool_module.os.writev
 
-    def counting(fd: int, data: bytes) -> int:
+    def counting(fd: int, buffers: list[bytes]) -> int:
         nonlocal writes
         writes += 1
-        return real(fd, data)
+        return real(fd, buffers)
 
-    monkeypatch.setattr(spool_module.os, "write", counting)
+    monkeypatch.setattr(spool_module.os, "writev", counting)
     spool = Spool.open(tmp_path)
     await asyncio.gather(*(spool.append(_messages(1, str(i))) for i in range(200)))
     await spool.close()
