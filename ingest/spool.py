@@ -91,7 +91,7 @@ class _Segment:
 @dataclass(frozen=True, slots=True)
 class _Entry:
     sequence: int
-    # Frame header and body: written as they are (writev), never copied into one.
+    # Frame header and the body's parts: written as they are (writev), never copied into one.
     record: tuple[bytes, ...]
     durable: asyncio.Future[Ticket] | None = None
     generation: int = 0
@@ -107,15 +107,18 @@ class Recovered:
     messages: list[KafkaMessage]
 
 
-def _encode(sequence: int, messages: Sequence[KafkaMessage] = (), voided: Ticket | None = None) -> tuple[bytes, bytes]:
+def _encode(sequence: int, messages: Sequence[KafkaMessage] = (), voided: Ticket | None = None) -> tuple[bytes, ...]:
+    """A record as the buffers to write: frame header, then the body's parts (no copy of the values)."""
     parts = [_HEAD.pack(sequence, MESSAGES if voided is None else VOID)]
     if voided is not None:
         parts.append(_VOIDED.pack(voided.segment))
     for message in messages:
         topic = message.topic.encode()
         parts += (_MESSAGE.pack(len(topic), len(message.key), len(message.value)), topic, message.key, message.value)
-    body = b"".join(parts)
-    return _FRAME.pack(len(body), crc32(body)), body
+    crc = 0
+    for part in parts:
+        crc = crc32(part, crc)
+    return (_FRAME.pack(sum(len(part) for part in parts), crc), *parts)
 
 
 def _records(data: bytes, path: Path) -> Iterator[tuple[int, int, memoryview]]:
