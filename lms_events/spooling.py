@@ -4,8 +4,10 @@
   segments go to the (new, empty) broker again. What ClickHouse already
   has costs nothing more: `event_loads` leaves stored events out, the other
   tables replace on their keys.
-- `SpoolKeeper` opens the spool, replays it, and meanwhile deletes the segments the stream app has committed,
-  i.e. whose rows ClickHouse has (offsets are committed after the insert).
+- `SpoolKeeper` opens the spool, replays it, and meanwhile deletes the
+  segments the stream app has committed, i.e. whose rows ClickHouse has
+  (offsets are committed after the insert); `rebase` gives a restarted
+  broker everything the spool holds.
 """
 
 from __future__ import annotations
