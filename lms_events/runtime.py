@@ -175,13 +175,12 @@ async def _start_pipeline(settings: Settings, stack: AsyncExitStack, *, with_red
     return Pipeline(settings, store, embedded_kafka=embedded_kafka, embedded_redis=embedded_redis, broker=broker)
 
 
-async def _start_streams(pipeline: Pipeline, stack: AsyncExitStack, sinks: Sinks | None = None) -> faust.App:
-    stream_app = create_stream_app(pipeline.settings, pipeline.store, sinks)
+async def _start_streams(pipeline: Pipeline, stack: AsyncExitStack) -> None:
+    stream_app = create_stream_app(pipeline.settings, pipeline.store)
     # Joining the consumer group takes a few seconds; the gateway is already
     # accepting by then and Kafka holds what arrives meanwhile.
     await stream_app.start()
     stack.push_async_callback(stream_app.stop)
-    return stream_app
 
 
 async def _worker_ready(stream_app: faust.App, timeout_s: float = WORKER_READY_TIMEOUT_S) -> None:
@@ -254,22 +253,51 @@ async def _open_spool(pipeline: Pipeline, stack: AsyncExitStack) -> spooling.Spo
     return keeper
 
 
+class _UpStreams:
+    """`up`'s stream worker, which a broker restart replaces by a fresh one: the old one's
+    offsets and group membership belong to the dead broker (measured: it could rejoin but
+    never commit again, its committed offsets being above the new broker's)."""
+
+    def __init__(self, pipeline: Pipeline, sinks: Sinks, worker: StreamWorkerState) -> None:
+        self._pipeline, self._sinks, self._worker = pipeline, sinks, worker
+        self._app: faust.App | None = None
+
+    async def start(self) -> None:
+        self._app = create_stream_app(self._pipeline.settings, self._pipeline.store, self._sinks)
+        await self._app.start()
+        await _worker_ready(self._app)
+        self._worker.ready = True
+        log.info("stream_worker_ready")
+
+    async def stop(self) -> None:
+        self._worker.ready = False
+        if self._app is not None:
+            await self._app.stop()
+            self._app = None
+
+    async def restart(self) -> None:
+        if self._app is not None:
+            await self.stop()
+            await self.start()
+
+
 async def run_up(settings: Settings) -> None:
     stop = _stop_on_signals()
     async with AsyncExitStack() as stack:
         pipeline = await _start_pipeline(settings, stack, with_redis=True)
         settings = pipeline.settings
         keeper = await _open_spool(pipeline, stack)
+        sinks = Sinks(pipeline.store)
+        worker = StreamWorkerState(last_stored_at=lambda: sinks.last_stored_at)
+        streams = _UpStreams(pipeline, sinks, worker)
         if pipeline.broker is not None:
-            supervisor = asyncio.create_task(supervise_broker(pipeline.broker, settings, keeper))
+            supervisor = asyncio.create_task(supervise_broker(pipeline.broker, settings, keeper, streams.restart))
             stack.callback(supervisor.cancel)
         # Before the gateway loads its keys, so the printed key works at once.
         demo_key = await demo_write_key(settings, pipeline.store) if settings.environment == "development" else None
         demo_token = demo_read_token(settings) if settings.environment == "development" else None
         admin_token = new_admin_token()
         app = create_app(settings, store=pipeline.store, admin_token=admin_token, spool=keeper.spool if keeper else None)
-        sinks = Sinks(pipeline.store)
-        worker = StreamWorkerState(last_stored_at=lambda: sinks.last_stored_at)
         app[STREAM_WORKER] = worker
         add_api(app, settings, store=pipeline.store)
         add_docs(app)  # last: the document describes every route added before it
@@ -289,9 +317,8 @@ async def run_up(settings: Settings) -> None:
             Instance(os.getpid(), gateway_url, settings.kafka_bootstrap_servers, settings.redis_url, admin_token),
         )
         stack.callback(remove_instance, settings.data_dir)
-        await _worker_ready(await _start_streams(pipeline, stack, sinks))
-        worker.ready = True
-        log.info("stream_worker_ready")
+        await streams.start()
+        stack.push_async_callback(streams.stop)
         print(_banner(pipeline, gateway_url, demo_key, demo_token), flush=True)
         tune_gc_for_serving()
 

@@ -3,14 +3,16 @@
 the gateway's spool holds (what ClickHouse may not have yet).
 
 Meanwhile /health says the broker is unavailable and the gateway answers 503
-for what it cannot publish; the stream worker's consumer rejoins its group on
-the new broker by itself and, finding no committed offsets there, reads from
-the start: the sinks make what ClickHouse already has a no-op.
+for what it cannot publish (librdkafka delivers what it still holds once the
+broker is back). Then `on_restarted` replaces the stream worker by a fresh
+one, which finds no committed offsets on the new broker and reads from the
+start: the sinks make what ClickHouse already has a no-op.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -27,7 +29,12 @@ log = structlog.get_logger(__name__)
 WATCH_INTERVAL_S = 0.5
 
 
-async def supervise_broker(broker: embedded.ManagedProcess, settings: Settings, keeper: SpoolKeeper | None) -> None:
+async def supervise_broker(
+    broker: embedded.ManagedProcess,
+    settings: Settings,
+    keeper: SpoolKeeper | None,
+    on_restarted: Callable[[], Awaitable[None]],
+) -> None:
     assert settings.kafka_bootstrap_servers is not None
     restarted = False  # and not yet given the spool's messages again
     while True:
@@ -41,6 +48,7 @@ async def supervise_broker(broker: embedded.ManagedProcess, settings: Settings, 
                 await ensure_topics(settings, settings.kafka_bootstrap_servers)
                 if keeper is not None:
                     await keeper.rebase()
+                await on_restarted()
                 restarted = False
                 log.info("broker_restarted", port=broker.port)
         except (EmbeddedStartError, BrokerUnavailable) as exc:
