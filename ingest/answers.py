@@ -134,10 +134,14 @@ class EventSchemaAnswer(Answer):
 
 
 class HealthAnswer(Answer):
-    """`GET /health`: 200 when every component answers, else 503 with the same body."""
+    """`GET /health`: 200 when every component answers, else 503 with the same body.
+    Under `up`: also 503 `starting` until its stream worker is ready (`stream_worker`)."""
 
-    status: Literal["ok", "degraded"]
-    components: dict[str, Literal["ok", "unavailable"]]
+    status: Literal["ok", "degraded", "starting"]
+    components: dict[str, Literal["ok", "unavailable", "starting"]]
+    sink_last_success: Annotated[
+        str | None, Meta(description="under `up`: when a sink last stored a batch in ClickHouse (ISO 8601, UTC)")
+    ] = None
 
 
 ANSWERS: tuple[type[Answer], ...] = (

@@ -20,12 +20,13 @@ from ingest.consent import ConsentStore, reload_consent
 from ingest.cors import cors_middleware
 from ingest.dedup import Deduplicator
 from ingest.intake import Intake
-from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, READ_SECRET, REDIS, SETTINGS, STORE
+from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, READ_SECRET, REDIS, SETTINGS, SPOOL, STORE
 from ingest.privacy import PrivacyFilter, pii_secret
 from ingest.publish import EventPublisher
 from ingest.ratelimit import RateLimiter
 from ingest.redis_pipe import PipelinedRedis
 from ingest.sampling import Sampler
+from ingest.spool import Spool
 from ingest.validation import EventValidator
 from lms_events.admin import create_admin_app
 from lms_events.clickhouse import ClickHouseStore, open_store
@@ -62,7 +63,9 @@ async def write_keys(app: web.Application) -> AsyncIterator[None]:
 async def kafka_publisher(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.kafka_bootstrap_servers is not None
-    publisher = EventPublisher(settings.kafka_bootstrap_servers, timeout_s=settings.kafka_publish_timeout_s)
+    publisher = EventPublisher(
+        settings.kafka_bootstrap_servers, timeout_s=settings.kafka_publish_timeout_s, spool=app.get(SPOOL)
+    )
     await publisher.start()
     app[PUBLISHER] = publisher
     yield
@@ -107,10 +110,15 @@ async def _reload_retention_forever(store: ClickHouseStore, privacy: PrivacyFilt
 
 
 def create_app(
-    settings: Settings, *, store: ClickHouseStore | None = None, admin_token: str | None = None
+    settings: Settings,
+    *,
+    store: ClickHouseStore | None = None,
+    admin_token: str | None = None,
+    spool: Spool | None = None,
 ) -> web.Application:
     """The gateway. `store` is passed in when this process already owns ClickHouse
-    (embedded `up`), which then also serves the admin API for the CLI."""
+    (embedded `up`), which then also serves the admin API for the CLI; `spool`
+    when the broker is the embedded one, which forgets on a crash."""
     if settings.kafka_bootstrap_servers is None:
         raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "the gateway needs a broker (`lms-events up` starts one)")
     if store is None and settings.clickhouse_url is None:
@@ -130,6 +138,8 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[READ_SECRET] = tokens.signing_secret(settings)
+    if spool is not None:
+        app[SPOOL] = spool
     if store is not None:
         app[STORE] = store
     else:

@@ -1,15 +1,32 @@
-"""GET /health: is each component this process depends on answering?"""
+"""GET /health: is each component this process depends on answering?
+
+Under `up`, which runs the stream worker too, it also says whether the
+worker is ready (joined its group, reference tables loaded): until then
+the answer is 503 `starting`, so a probe never sees `ok` before events
+can be loaded; and when a sink last stored a batch.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from ingest.handlers import json_response
-from ingest.keys import PUBLISHER, REDIS, STORE
+from ingest.keys import PUBLISHER, REDIS, STORE, STREAM_WORKER
 
 CHECK_TIMEOUT_S = 2.0
+
+
+@dataclass
+class StreamWorkerState:
+    """What `up` tells /health about the stream worker it runs."""
+
+    last_stored_at: Callable[[], float | None]
+    ready: bool = False
 
 
 async def _redis_ok(request: web.Request) -> bool:
@@ -34,4 +51,14 @@ async def get_health(request: web.Request) -> web.Response:
     results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
     components = {name: "ok" if ok else "unavailable" for name, ok in results.items()}
     healthy = all(results.values())
-    return json_response({"status": "ok" if healthy else "degraded", "components": components}, 200 if healthy else 503)
+    answer: dict[str, object] = {"status": "ok" if healthy else "degraded", "components": components}
+    worker = request.app.get(STREAM_WORKER)
+    if worker is not None:
+        components["stream_worker"] = "ok" if worker.ready else "starting"
+        stored_at = worker.last_stored_at()
+        answer["sink_last_success"] = (
+            datetime.fromtimestamp(stored_at, UTC).isoformat(timespec="milliseconds") if stored_at else None
+        )
+        if not worker.ready:
+            answer["status"], healthy = "starting", False
+    return json_response(answer, 200 if healthy else 503)

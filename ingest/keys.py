@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from ingest.auth import KeyRing
@@ -10,8 +12,12 @@ from ingest.intake import Intake
 from ingest.publish import EventPublisher
 from ingest.ratelimit import RateLimiter
 from ingest.redis_pipe import PipelinedRedis
+from ingest.spool import Spool
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
+
+if TYPE_CHECKING:
+    from ingest.health import StreamWorkerState  # health reads these keys
 
 SETTINGS = web.AppKey("settings", Settings)
 PUBLISHER = web.AppKey("publisher", EventPublisher)
@@ -23,3 +29,6 @@ RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 INTAKE = web.AppKey("intake", Intake)
 # HS256 secret of read tokens: a person changes their own consent with theirs.
 READ_SECRET = web.AppKey("read_secret", bytes)
+SPOOL = web.AppKey("spool", Spool)
+# Under `up`: its stream worker, for /health (ingest/health.py).
+STREAM_WORKER: web.AppKey[StreamWorkerState] = web.AppKey("stream_worker")

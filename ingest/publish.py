@@ -10,6 +10,10 @@ handed to the event loop in bulk.
 librdkafka reconnects by itself, so a gateway that came up while Kafka
 was down serves 503s until the broker is back. Anything the broker did
 not acknowledge within the publish timeout is `BrokerUnavailable` -> 503.
+With a spool (the embedded broker, see ingest/spool.py) each publish is
+also appended there, at the same time as it goes to Kafka, and returns
+only once both hold it; the offsets Kafka gave the messages tell the
+spool when the stream app has committed them.
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from lms_events.errors import BrokerUnavailable
+
+if TYPE_CHECKING:
+    from ingest.spool import Spool
 
 log = structlog.get_logger(__name__)
 
@@ -50,27 +58,35 @@ class KafkaMessage:
     value: bytes
 
 
+# (topic, partition) -> the highest offset a publish got there.
+Offsets = dict[tuple[str, int], int]
+
+
 class _DeliveryReports:
     """Carries librdkafka's delivery callbacks (poller thread) to futures on the event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._lock = threading.Lock()
-        self._reports: list[tuple[asyncio.Future[None], KafkaError | None]] = []
+        self._reports: list[tuple[asyncio.Future[Offsets], KafkaError | Offsets]] = []
 
-    def callback_for(self, future: asyncio.Future[None], messages: int):  # type: ignore[no-untyped-def]
+    def callback_for(self, future: asyncio.Future[Offsets], messages: int):  # type: ignore[no-untyped-def]
         """The delivery callback of `messages` messages that share `future`: it fails at
-        the first failed delivery and succeeds once all were delivered."""
+        the first failed delivery and succeeds once all were delivered, with their offsets."""
         remaining = messages
+        offsets: Offsets = {}
 
-        def delivered(error: KafkaError | None, _message: object) -> None:
+        def delivered(error: KafkaError | None, message: Message) -> None:
             nonlocal remaining
             with self._lock:
                 remaining -= 1
                 if error is not None:
                     self._reports.append((future, error))
-                elif remaining == 0:
-                    self._reports.append((future, None))
+                    return
+                partition = (message.topic(), message.partition())
+                offsets[partition] = max(offsets.get(partition, -1), message.offset())
+                if remaining == 0:
+                    self._reports.append((future, offsets))
 
         return delivered
 
@@ -83,20 +99,21 @@ class _DeliveryReports:
         self._loop.call_soon_threadsafe(_resolve, reports)
 
 
-def _resolve(reports: list[tuple[asyncio.Future[None], KafkaError | None]]) -> None:
-    for future, error in reports:
+def _resolve(reports: list[tuple[asyncio.Future[Offsets], KafkaError | Offsets]]) -> None:
+    for future, outcome in reports:
         if future.done():
             continue
-        if error is None:
-            future.set_result(None)
+        if isinstance(outcome, KafkaError):
+            future.set_exception(KafkaException(outcome))
         else:
-            future.set_exception(KafkaException(error))
+            future.set_result(outcome)
 
 
 class EventPublisher:
-    def __init__(self, bootstrap_servers: str, *, timeout_s: float) -> None:
+    def __init__(self, bootstrap_servers: str, *, timeout_s: float, spool: Spool | None = None) -> None:
         self._bootstrap = bootstrap_servers
         self._timeout_s = timeout_s
+        self._spool = spool
         self._producer: Producer | None = None
         self._reports: _DeliveryReports | None = None
         self._poller: threading.Thread | None = None
@@ -129,18 +146,31 @@ class EventPublisher:
             self._producer.poll(POLL_INTERVAL_S)
             self._reports.hand_over()
 
-    async def publish(self, messages: Sequence[KafkaMessage]) -> None:
-        """Return once Kafka acknowledged every message, or raise BrokerUnavailable."""
+    async def publish(self, messages: Sequence[KafkaMessage]) -> Offsets:
+        """Return once Kafka acknowledged every message (with their offsets) and the spool,
+        if any, has them on disk; or raise BrokerUnavailable."""
         if not messages:
-            return
+            return {}
+        if self._spool is None:
+            return await self._acknowledged(messages)
+        durable = self._spool.append(messages)
+        try:
+            offsets = await self._acknowledged(messages)
+            self._spool.published(await durable, offsets)
+        except BaseException:
+            self._spool.abandon(durable)
+            raise
+        return offsets
+
+    async def _acknowledged(self, messages: Sequence[KafkaMessage]) -> Offsets:
         assert self._producer is not None and self._reports is not None, "start() the publisher first"
-        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        acknowledged: asyncio.Future[Offsets] = asyncio.get_running_loop().create_future()
         delivered = self._reports.callback_for(acknowledged, len(messages))
         try:
             for message in messages:
                 self._producer.produce(message.topic, message.value, message.key, on_delivery=delivered)
             async with asyncio.timeout(self._timeout_s + DELIVERY_GRACE_S):
-                await acknowledged
+                return await acknowledged
         except (TimeoutError, KafkaException, BufferError) as exc:
             acknowledged.cancel()
             log.warning("kafka_publish_failed", error=repr(exc), messages=len(messages))

@@ -65,6 +65,8 @@ class ManagedProcess:
     name: str
     port: int
     process: subprocess.Popen[bytes]
+    argv: list[str]
+    log_path: Path | None = None
 
     async def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
@@ -91,6 +93,11 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    async def restart(self) -> None:
+        """The same server again, on the same port (after it died)."""
+        self.stop()
+        self.process = (await _spawn(self.name, self.argv, self.port, self.log_path)).process
+
 
 async def _spawn(name: str, argv: list[str], port: int, log_path: Path | None) -> ManagedProcess:
     """Start `argv` from the calling (main) thread: PR_SET_PDEATHSIG fires when the
@@ -112,7 +119,7 @@ async def _spawn(name: str, argv: list[str], port: int, log_path: Path | None) -
     finally:
         if log_path:
             output.close()
-    managed = ManagedProcess(name, port, process)
+    managed = ManagedProcess(name, port, process, argv, log_path)
     await managed.wait_ready()
     log.info("embedded_started", component=name, port=port, pid=process.pid)
     return managed

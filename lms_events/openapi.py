@@ -371,7 +371,7 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
             "parameters": [_path("event_type", "snake_case, camelCase, PascalCase or kebab-case")],
         },
         ("GET", "/health"): _public(
-            "operations", "Broker, Redis, ClickHouse", "HealthAnswer", **{"503": _answer("degraded", ref("HealthAnswer"))}
+            "operations", "Broker, Redis, ClickHouse (and `up`'s stream worker)", "HealthAnswer", **{"503": _answer("degraded", ref("HealthAnswer"))}
         ),
         ("GET", "/api/v1/dashboard"): _read(
             "The seven metrics over a window and the one before it, daily charts, a summary",

@@ -6,6 +6,11 @@ stream app and the gateway in one event loop. A clean stop (Ctrl-C,
 SIGTERM) runs the start in reverse with one extra step: after the gateway
 stops accepting, wait until the stream app has committed everything Kafka
 holds, because the embedded broker keeps messages only in memory.
+Under the embedded broker the gateway also spools what it publishes to
+disk before answering (ingest/spool.py): `up` replays what a crashed run
+left there before it serves, and deletes what ClickHouse has; a broker
+that dies is started again and given what the spool holds
+(lms_events/supervision.py).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import faust
 import structlog
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -28,10 +34,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from analytics.analyst.app import add_query_api
 from analytics.app import add_api, create_api_app
 from ingest.app import create_app
-from lms_events import embedded, tokens, write_keys
+from ingest.health import StreamWorkerState
+from ingest.keys import STREAM_WORKER
+from lms_events import embedded, spooling, tokens, write_keys
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.docs import add_docs
-from lms_events.errors import ConfigError, StorageError
+from lms_events.errors import ConfigError, EmbeddedStartError, StorageError
 from lms_events.instance import (
     Instance,
     new_admin_token,
@@ -42,14 +50,18 @@ from lms_events.instance import (
 )
 from lms_events.migrations import migrate
 from lms_events.settings import Settings
+from lms_events.supervision import supervise_broker
 from lms_events.topics import PIPELINE_TOPICS, STREAM_APP_ID, ensure_topics
 from streams import reference_load
 from streams.app import create_stream_app
 from streams.backfill import BackfillScope, run_backfill
+from streams.sink import Sinks
 
 log = structlog.get_logger(__name__)
 
 DRAIN_TIMEOUT_S = 120.0
+WORKER_READY_TIMEOUT_S = 120.0
+WORKER_READY_POLL_S = 0.1
 DRAIN_POLL_S = 0.2
 DRAIN_FETCH_TIMEOUT_MS = 500
 GATEWAY_SHUTDOWN_TIMEOUT_S = 30.0
@@ -133,12 +145,14 @@ class Pipeline:
     store: ClickHouseStore
     embedded_kafka: bool
     embedded_redis: bool = False
+    broker: embedded.ManagedProcess | None = None
 
 
 async def _start_pipeline(settings: Settings, stack: AsyncExitStack, *, with_redis: bool = False) -> Pipeline:
     """Broker, ClickHouse and (for `up`, whose gateway needs it) Redis: embedded where not configured."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedded_kafka = settings.embedded_kafka
+    broker = None
     if embedded_kafka:
         port = settings.embedded_kafka_port or embedded.free_port()
         broker = await embedded.start_tansu(port, settings.data_dir / "tansu.log")
@@ -158,7 +172,7 @@ async def _start_pipeline(settings: Settings, stack: AsyncExitStack, *, with_red
     await migrate(store)
     assert settings.kafka_bootstrap_servers is not None
     await ensure_topics(settings, settings.kafka_bootstrap_servers)
-    return Pipeline(settings, store, embedded_kafka=embedded_kafka, embedded_redis=embedded_redis)
+    return Pipeline(settings, store, embedded_kafka=embedded_kafka, embedded_redis=embedded_redis, broker=broker)
 
 
 async def _start_streams(pipeline: Pipeline, stack: AsyncExitStack) -> None:
@@ -167,6 +181,18 @@ async def _start_streams(pipeline: Pipeline, stack: AsyncExitStack) -> None:
     # accepting by then and Kafka holds what arrives meanwhile.
     await stream_app.start()
     stack.push_async_callback(stream_app.stop)
+
+
+async def _worker_ready(stream_app: faust.App, timeout_s: float = WORKER_READY_TIMEOUT_S) -> None:
+    """Until the worker has partitions of its group and its tables are recovered: from then
+    on what is posted gets loaded (the `ready` line and /health wait for this)."""
+    deadline = time.monotonic() + timeout_s
+    while not (
+        stream_app.consumer.assignment() and stream_app.tables.recovery.completed.is_set() and not stream_app.rebalancing
+    ):
+        if time.monotonic() > deadline:
+            raise EmbeddedStartError(f"the stream worker did not join its consumer group within {timeout_s:.0f}s")
+        await asyncio.sleep(WORKER_READY_POLL_S)
 
 
 DEMO_ORGANIZATION = "demo-org"
@@ -213,16 +239,66 @@ def _banner(pipeline: Pipeline, gateway_url: str, demo_key: str | None, demo_tok
     )
 
 
+async def _open_spool(pipeline: Pipeline, stack: AsyncExitStack) -> spooling.SpoolKeeper | None:
+    """Under the embedded broker: the gateway's spool, with what a crashed run left in it back
+    in Kafka. A Kafka cluster is durable itself (acks=all)."""
+    if not pipeline.embedded_kafka:
+        return None
+    settings = pipeline.settings
+    assert settings.kafka_bootstrap_servers is not None
+    keeper = await spooling.SpoolKeeper.open(
+        settings.spool_path, settings.kafka_bootstrap_servers, timeout_s=settings.kafka_publish_timeout_s
+    )
+    stack.push_async_callback(keeper.close)
+    return keeper
+
+
+class _UpStreams:
+    """`up`'s stream worker, which a broker restart replaces by a fresh one: the old one's
+    offsets and group membership belong to the dead broker (measured: it could rejoin but
+    never commit again, its committed offsets being above the new broker's)."""
+
+    def __init__(self, pipeline: Pipeline, sinks: Sinks, worker: StreamWorkerState) -> None:
+        self._pipeline, self._sinks, self._worker = pipeline, sinks, worker
+        self._app: faust.App | None = None
+
+    async def start(self) -> None:
+        self._app = create_stream_app(self._pipeline.settings, self._pipeline.store, self._sinks)
+        await self._app.start()
+        await _worker_ready(self._app)
+        self._worker.ready = True
+        log.info("stream_worker_ready")
+
+    async def stop(self) -> None:
+        self._worker.ready = False
+        if self._app is not None:
+            await self._app.stop()
+            self._app = None
+
+    async def restart(self) -> None:
+        if self._app is not None:
+            await self.stop()
+            await self.start()
+
+
 async def run_up(settings: Settings) -> None:
     stop = _stop_on_signals()
     async with AsyncExitStack() as stack:
         pipeline = await _start_pipeline(settings, stack, with_redis=True)
         settings = pipeline.settings
+        keeper = await _open_spool(pipeline, stack)
+        sinks = Sinks(pipeline.store)
+        worker = StreamWorkerState(last_stored_at=lambda: sinks.last_stored_at)
+        streams = _UpStreams(pipeline, sinks, worker)
+        if pipeline.broker is not None:
+            supervisor = asyncio.create_task(supervise_broker(pipeline.broker, settings, keeper, streams.restart))
+            stack.callback(supervisor.cancel)
         # Before the gateway loads its keys, so the printed key works at once.
         demo_key = await demo_write_key(settings, pipeline.store) if settings.environment == "development" else None
         demo_token = demo_read_token(settings) if settings.environment == "development" else None
         admin_token = new_admin_token()
-        app = create_app(settings, store=pipeline.store, admin_token=admin_token)
+        app = create_app(settings, store=pipeline.store, admin_token=admin_token, spool=keeper.spool if keeper else None)
+        app[STREAM_WORKER] = worker
         add_api(app, settings, store=pipeline.store)
         add_query_api(app)
         add_docs(app)  # last: the document describes every route added before it
@@ -242,9 +318,9 @@ async def run_up(settings: Settings) -> None:
             Instance(os.getpid(), gateway_url, settings.kafka_bootstrap_servers, settings.redis_url, admin_token),
         )
         stack.callback(remove_instance, settings.data_dir)
+        await streams.start()
+        stack.push_async_callback(streams.stop)
         print(_banner(pipeline, gateway_url, demo_key, demo_token), flush=True)
-        await _start_streams(pipeline, stack)
-        log.info("stream_worker_started")
         tune_gc_for_serving()
 
         await stop.wait()
@@ -254,7 +330,9 @@ async def run_up(settings: Settings) -> None:
         await runner.cleanup()
         log.info("stopping", step="drain")
         assert settings.kafka_bootstrap_servers is not None
-        await wait_until_drained(settings.kafka_bootstrap_servers)
+        drained = await wait_until_drained(settings.kafka_bootstrap_servers)
+        if keeper is not None:
+            await keeper.close(drained=drained)
     log.info("stopped")
 
 

@@ -166,6 +166,11 @@ class Settings:
         return self.data_dir / "faust"
 
     @property
+    def spool_path(self) -> Path:
+        """The gateway's spool under the embedded broker (ingest/spool.py)."""
+        return self.data_dir / "spool"
+
+    @property
     def performance_sample_rate(self) -> float:
         """Seed: system performance events 10 % in production, 100 % in development."""
         if self.sample_performance is not None:

@@ -1,6 +1,6 @@
 """Gateway benchmark: realistic mixed batches (100 events, gzip) from N concurrent clients.
 
-    python load_tests/bench_gateway.py [--clients 16] [--seconds 10] [--rounds 1]
+    python load_tests/bench_gateway.py [--clients 16] [--seconds 10] [--rounds 1] [--spool]
 
 Starts a Tansu broker and one gateway process (load_tests/serve_gateway.py),
 starts valkey (or uses REDIS_URL), then:
@@ -9,6 +9,9 @@ starts valkey (or uses REDIS_URL), then:
   3. both again with the pure-Python jsonschema validator -> ratios
 Bodies are generated and gzipped before the clock starts, so the figures
 are the gateway's, not the client's (the client still shares the 2 cores).
+`--spool` follows each compiled round with one of a gateway that also
+spools to its data dir (as under `up`'s embedded broker, ingest/spool.py),
+so both are measured alike on this drifting host.
 
 Measured 2026-11-22 (late evening) on the 2-core dev machine, with
 events decoded typed by msgspec (77k, then 73.9k and 72.7k loop-thread
@@ -159,10 +162,10 @@ async def run_load(url: str, key: str, bodies: list[bytes], clients: int, second
     }
 
 
-async def start_gateway(bootstrap: str, redis_url: str, data_dir: Path, validator: str) -> tuple[subprocess.Popen, str, str]:
+async def start_gateway(bootstrap: str, redis_url: str, data_dir: Path, validator: str, spool: bool) -> tuple[subprocess.Popen, str, str]:
     process = subprocess.Popen(
         [sys.executable, os.environ.get("BENCH_SERVE", str(ROOT / "load_tests" / "serve_gateway.py")), "--bootstrap", bootstrap, "--redis", redis_url,
-         "--data-dir", str(data_dir), "--validator", validator],
+         "--data-dir", str(data_dir), "--validator", validator, *(["--spool"] if spool else [])],
         stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert process.stdout is not None
@@ -178,9 +181,12 @@ def report(name: str, figures: dict) -> None:
           f"({figures['requests']} requests, {figures['errors']} errors)")
 
 
-async def measure(validator: str, bootstrap: str, redis_url: str, args: argparse.Namespace, r: random.Random) -> tuple[dict, dict]:
+async def measure(
+    validator: str, bootstrap: str, redis_url: str, args: argparse.Namespace, r: random.Random, spool: bool = False
+) -> tuple[dict, dict]:
     with tempfile.TemporaryDirectory() as data_dir:
-        process, url, key = await start_gateway(bootstrap, redis_url, Path(data_dir), validator)
+        process, url, key = await start_gateway(bootstrap, redis_url, Path(data_dir), validator, spool)
+        validator = f"{validator}{' + spool' if spool else ''}"
         try:
             now = datetime.now(UTC)
             await run_load(url, key, [make_body(r, now) for _ in range(100)], args.clients, 1.0, None, process.pid)
@@ -208,17 +214,27 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="measure the compiled gateway this many times (a fresh process each) and judge the "
                              "medians: this host's speed drifts between runs")
+    parser.add_argument("--spool", action="store_true", help="also measure, after each compiled round, a spooling gateway")
     args = parser.parse_args()
     r = random.Random(42)
     with tempfile.TemporaryDirectory() as tmp:
         async with bench_services(Path(tmp)) as services:
             print(f"gateway benchmark: {BATCH_EVENTS}-event gzip batches, {args.clients} clients, {args.seconds:.0f}s per phase, "
                   f"{os.cpu_count()} cores shared by client, gateway, broker and Redis")
-            rounds = [await measure("compiled", services.bootstrap, services.redis_url, args, r) for _ in range(args.rounds)]
+            rounds, spooled = [], []
+            for _ in range(args.rounds):
+                rounds.append(await measure("compiled", services.bootstrap, services.redis_url, args, r))
+                if args.spool:
+                    spooled.append(await measure("compiled", services.bootstrap, services.redis_url, args, r, spool=True))
             fast_full, fast_half = median_of([full for full, _ in rounds]), median_of([half for _, half in rounds])
             if args.rounds > 1:
                 print(f"  compiled, median of {args.rounds} rounds: full load {fast_full['events_per_s']:,.0f} events/s, "
                       f"half-load p99 {fast_half['p99_ms']:.1f} ms")
+            if spooled:
+                spool_full, spool_half = median_of([full for full, _ in spooled]), median_of([half for _, half in spooled])
+                print(f"  compiled + spool, median of {args.rounds} rounds: full load {spool_full['events_per_s']:,.0f} events/s "
+                      f"(x{spool_full['events_per_s'] / fast_full['events_per_s']:.2f}), "
+                      f"half-load p99 {spool_half['p99_ms']:.1f} ms")
             slow_full, slow_half = await measure("jsonschema", services.bootstrap, services.redis_url, args, r)
             print(f"  ratio compiled/jsonschema: throughput x{fast_full['events_per_s'] / slow_full['events_per_s']:.2f}, "
                   f"half-load p99 x{slow_half['p99_ms'] / fast_half['p99_ms']:.2f} lower")

@@ -1,6 +1,6 @@
 """Gateway CPU per event as a count of instructions: a figure that does not move with the host.
 
-    python load_tests/count_gateway_instructions.py        (needs valgrind)
+    python load_tests/count_gateway_instructions.py [--spool]       (needs valgrind)
 
 Throughput on this shared 2-core machine varies by +-20 % from run to run
 with the same code, too much to see a 5 % change. This runs the request
@@ -11,7 +11,8 @@ else (imports, start-up, warm-up) is the same in both runs, so the
 difference divided by the extra events is the loop thread's instructions
 per event. Repeat runs of the same code agree within ~0.7 %, so a smaller
 change cannot be told from noise. The HTTP server itself is not
-in the count; see bench_gateway.py for the wall-clock figures.
+in the count; see bench_gateway.py for the wall-clock figures. `--spool`
+publishes through the gateway's spool too, as under `up`'s embedded broker.
 
 Measured on the dev machine (realistic 100-event batches of the gateway
 benchmark): 155,000 instructions/event at the start of 2026-11-22
@@ -74,7 +75,7 @@ BODIES = 80
 WARM_UP = 5
 
 
-async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
+async def request_path(batches: int, bootstrap: str, redis_url: str, spool_dir: Path | None) -> None:
     """What the gateway does for `batches` requests, without the HTTP server."""
     from ingest import body
     from ingest.consent import ConsentStore
@@ -85,6 +86,7 @@ async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
     from ingest.ratelimit import RateLimiter
     from ingest.redis_pipe import PipelinedRedis
     from ingest.sampling import Sampler
+    from ingest.spool import Spool
     from ingest.validation import EventValidator
     from lms_events.runtime import tune_gc_for_serving
     from lms_events.write_keys import WriteKey
@@ -104,7 +106,7 @@ async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
         privacy=PrivacyFilter(b"instruction-count"),
     )
     limiter = RateLimiter(redis, events_per_s=10_000_000, burst=10_000_000)
-    publisher = EventPublisher(bootstrap, timeout_s=30)
+    publisher = EventPublisher(bootstrap, timeout_s=30, spool=Spool.open(spool_dir) if spool_dir else None)
     await publisher.start()
     organization = f"count-{uuid.uuid4().hex[:8]}"
     caller = Caller(WriteKey("k", "", organization, "development", "count", ""), "127.0.0.0", "request")
@@ -125,11 +127,12 @@ async def request_path(batches: int, bootstrap: str, redis_url: str) -> None:
     await redis.aclose()
 
 
-def loop_thread_instructions(batches: int, bootstrap: str, redis_url: str, out_dir: Path) -> int:
+def loop_thread_instructions(batches: int, bootstrap: str, redis_url: str, out_dir: Path, spool: bool) -> int:
     prefix = out_dir / f"callgrind.{batches}"
+    spool_dir = ["--spool-dir", str(out_dir / f"spool.{batches}")] if spool else []
     subprocess.run(
         ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={prefix}.%p",
-         sys.executable, __file__, "--inner", str(batches), "--bootstrap", bootstrap, "--redis", redis_url],
+         sys.executable, __file__, "--inner", str(batches), "--bootstrap", bootstrap, "--redis", redis_url, *spool_dir],
         check=True, capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     main_thread = next(out_dir.glob(f"callgrind.{batches}.*-01"))
@@ -141,19 +144,23 @@ async def main() -> None:
     parser.add_argument("--inner", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
+    parser.add_argument("--spool-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--spool", action="store_true", help="publish through the spool as well")
     args = parser.parse_args()
     if args.inner is not None:
-        await request_path(args.inner, args.bootstrap, args.redis)
+        await request_path(args.inner, args.bootstrap, args.redis, args.spool_dir)
         return
     with tempfile.TemporaryDirectory() as tmp:
         async with bench_services(Path(tmp)) as services:
             await ensure_topics(Settings(kafka_bootstrap_servers=services.bootstrap, data_dir=Path(tmp)), services.bootstrap)
             few, many = [
-                await asyncio.to_thread(loop_thread_instructions, batches, services.bootstrap, services.redis_url, Path(tmp))
+                await asyncio.to_thread(
+                    loop_thread_instructions, batches, services.bootstrap, services.redis_url, Path(tmp), args.spool
+                )
                 for batches in (FEW, MANY)
             ]
             per_event = (many - few) / ((MANY - FEW) * BATCH_EVENTS)
-            print(f"gateway loop thread: {per_event:,.0f} instructions/event "
+            print(f"gateway loop thread{' (with the spool)' if args.spool else ''}: {per_event:,.0f} instructions/event "
                   f"({MANY - FEW} batches of {BATCH_EVENTS} events, callgrind, {FEW} vs {MANY} batches)")
 
 if __name__ == "__main__":

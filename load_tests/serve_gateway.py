@@ -2,7 +2,9 @@
 
 Prints `READY <port> <write key>` once it listens. `--validator jsonschema`
 checks every event with the pure-Python validator instead (no typed
-decoding, no compiled JSON Schema), to measure the ratio.
+decoding, no compiled JSON Schema), to measure the ratio. `--spool` makes
+the gateway spool what it publishes to the data dir, as under `up`'s
+embedded broker (nothing truncates it here: the benchmark is short).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiohttp import web
 
 from ingest.app import create_app
 from ingest import body, validation
+from ingest.spool import Spool
 from lms_events.clickhouse import open_store
 from lms_events.logs import configure_logging
 from lms_events.migrations import migrate
@@ -45,6 +48,7 @@ async def main() -> None:
     parser.add_argument("--redis", required=True)
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--validator", choices=["compiled", "jsonschema"], default="compiled")
+    parser.add_argument("--spool", action="store_true")
     args = parser.parse_args()
     if args.validator == "jsonschema":
         use_pure_python_validator()
@@ -61,7 +65,8 @@ async def main() -> None:
     store = await open_store(settings)
     await migrate(store)
     _, key = await create_key(store, organization_id="bench-org", environment="development")
-    runner = web.AppRunner(create_app(settings, store=store), access_log=None)
+    spool = Spool.open(settings.spool_path) if args.spool else None
+    runner = web.AppRunner(create_app(settings, store=store, spool=spool), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

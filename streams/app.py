@@ -76,7 +76,8 @@ def _alert(event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
+def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks | None = None) -> faust.App:
+    """The app; `sinks` when the caller reports on them (`up`'s /health)."""
     assert settings.kafka_bootstrap_servers is not None
     app = faust.App(
         STREAM_APP_ID,
@@ -107,7 +108,7 @@ def create_stream_app(settings: Settings, store: ClickHouseStore) -> faust.App:
     # would store gaps that only a backfill could fill.
     reference_loaded = asyncio.Event()
     coalescer = AnalyticsCoalescer()
-    sinks = Sinks(store)
+    sinks = sinks or Sinks(store)
 
     async def send_to_bad_rows(records: list[dict[str, Any]]) -> None:
         if records:

@@ -100,20 +100,25 @@ def load_version() -> int:
 
 
 class TableSink:
-    def __init__(self, store: ClickHouseStore, table: str, schema: pa.Schema) -> None:
+    def __init__(
+        self, store: ClickHouseStore, table: str, schema: pa.Schema, on_stored: Callable[[], None] | None = None
+    ) -> None:
         self.store = store
         self.table = table
         self.schema = schema
+        self._on_stored = on_stored
 
     @classmethod
-    async def for_table(cls, store: ClickHouseStore, table: str) -> TableSink:
+    async def for_table(
+        cls, store: ClickHouseStore, table: str, on_stored: Callable[[], None] | None = None
+    ) -> TableSink:
         columns = await store.query(f"DESCRIBE TABLE {table}")
         fields = [
             pa.field(c["name"], arrow_type(c["type"]), nullable="Nullable(" in c["type"])
             for c in columns
             if c["default_type"] not in ("MATERIALIZED", "ALIAS", "EPHEMERAL")
         ]
-        return cls(store, table, pa.schema(fields))
+        return cls(store, table, pa.schema(fields), on_stored)
 
     def to_arrow(self, rows: list[dict[str, Any]]) -> pa.Table:
         """Rows -> Arrow; only the columns the rows carry, so table DEFAULTs apply to the rest."""
@@ -137,6 +142,8 @@ class TableSink:
             lambda: self.store.insert_arrow(self.table, table, dedup_token=token),
             "sink_insert_failed", table=self.table, rows=table.num_rows,
         )
+        if self._on_stored is not None:
+            self._on_stored()
 
 
 class ArrowSink(Protocol):
@@ -182,10 +189,15 @@ class Sinks:
         self._store = store
         self._sinks: dict[str, TableSink] = {}
         self._events: EventLoadSink | None = None
+        # When any sink last stored a batch (epoch seconds): `up`'s /health reports it.
+        self.last_stored_at: float | None = None
+
+    def _stored(self) -> None:
+        self.last_stored_at = time.time()
 
     async def for_table(self, table: str) -> TableSink:
         if table not in self._sinks:
-            self._sinks[table] = await TableSink.for_table(self._store, table)
+            self._sinks[table] = await TableSink.for_table(self._store, table, self._stored)
         return self._sinks[table]
 
     async def for_route(self, table: str) -> ArrowSink:

@@ -1,0 +1,124 @@
+"""What `up` does with the gateway's spool (ingest/spool.py) around the embedded broker.
+
+- `replay`: at start, before the gateway serves, the previous run's
+  segments go to the (new, empty) broker again. What ClickHouse already
+  has costs nothing more: `event_loads` leaves stored events out, the other
+  tables replace on their keys.
+- `SpoolKeeper` opens the spool, replays it, and meanwhile deletes the
+  segments the stream app has committed, i.e. whose rows ClickHouse has
+  (offsets are committed after the insert); `rebase` gives a restarted
+  broker everything the spool holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import structlog
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from ingest.publish import EventPublisher
+from ingest.spool import Spool
+from lms_events.topics import STREAM_APP_ID
+
+log = structlog.get_logger(__name__)
+
+TRUNCATE_INTERVAL_S = 1.0
+COMMITTED_TIMEOUT_S = 5.0
+
+
+async def replay(spool: Spool, bootstrap: str, *, timeout_s: float, segments: list[int] | None = None) -> int:
+    """Publish what `segments` (by default what the previous run left) hold; returns the number of messages."""
+    recovered = await asyncio.to_thread(spool.recovered, segments)
+    if not recovered:
+        return 0
+    publisher = EventPublisher(bootstrap, timeout_s=timeout_s)
+    await publisher.start()
+    try:
+        for segment in recovered:
+            spool.replayed(segment.segment, await publisher.publish(segment.messages))
+    finally:
+        await publisher.stop()
+    messages = sum(len(segment.messages) for segment in recovered)
+    log.info("spool_replayed", segments=len(recovered), messages=messages)
+    return messages
+
+
+class CommittedOffsets:
+    """The stream app's committed offsets, read by a client that never joins its group."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": STREAM_APP_ID, "enable.auto.commit": False}
+        )
+
+    def read(self, partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Blocking: call off the event loop."""
+        if not partitions:
+            return {}
+        found = self._consumer.committed(
+            [TopicPartition(topic, partition) for topic, partition in partitions], timeout=COMMITTED_TIMEOUT_S
+        )
+        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+async def truncate_once(spool: Spool, committed: CommittedOffsets) -> int:
+    """Delete the segments the stream app has committed; returns how many."""
+    offsets = await asyncio.to_thread(committed.read, spool.partitions())
+    gone = spool.truncate(offsets)
+    await asyncio.to_thread(spool.delete, gone)
+    return len(gone)
+
+
+async def _truncate_forever(spool: Spool, committed: CommittedOffsets) -> None:
+    while True:
+        await asyncio.sleep(TRUNCATE_INTERVAL_S)
+        # A broker that does not answer just delays the deletion.
+        with contextlib.suppress(KafkaException):
+            await truncate_once(spool, committed)
+
+
+class SpoolKeeper:
+    """The spool of a running `up`: replayed at open, truncated behind the stream app meanwhile."""
+
+    def __init__(self, spool: Spool, committed: CommittedOffsets, bootstrap: str, timeout_s: float) -> None:
+        self.spool = spool
+        self._committed = committed
+        self._bootstrap, self._timeout_s = bootstrap, timeout_s
+        self._truncator = asyncio.create_task(_truncate_forever(spool, committed))
+
+    @classmethod
+    async def open(cls, directory: Path, bootstrap: str, *, timeout_s: float) -> SpoolKeeper:
+        spool = Spool.open(directory)
+        try:
+            await replay(spool, bootstrap, timeout_s=timeout_s)
+        except BaseException:
+            await spool.close()
+            raise
+        return cls(spool, CommittedOffsets(bootstrap), bootstrap, timeout_s)
+
+    async def rebase(self) -> None:
+        """The broker restarted empty: everything the spool still holds goes to it again."""
+        segments = await self.spool.rebase()
+        await replay(self.spool, self._bootstrap, timeout_s=self._timeout_s, segments=segments)
+
+    async def close(self, *, drained: bool = False) -> None:
+        """Once the gateway has stopped. `drained`: ClickHouse has everything, so the spool empties;
+        otherwise what it holds waits for the next run's replay."""
+        if self._truncator.done():
+            return
+        self._truncator.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._truncator
+        await self.spool.close()
+        try:
+            if drained:
+                await truncate_once(self.spool, self._committed)
+                log.info("spool_emptied", segments_left=self.spool.segments)
+        finally:
+            await asyncio.to_thread(self._committed.close)
