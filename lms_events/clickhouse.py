@@ -42,6 +42,10 @@ class ClickHouseStore(Protocol):
 
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
+    async def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """The result as Arrow (typed columns, no per-row objects): how reports read their rows."""
+        ...
+
     async def query_arrow_with(
         self, rows: pa.Table, sql: Callable[[str], str], params: dict[str, Any] | None = None
     ) -> pa.Table:
@@ -93,6 +97,9 @@ class ChdbStore:
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         result = await self._call(self._run, sql, "JSONEachRow", params)
         return [orjson.loads(line) for line in result.bytes().splitlines() if line]
+
+    async def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        return await self._call(self._run, sql, "ArrowTable", params)
 
     async def query_arrow_with(
         self, rows: pa.Table, sql: Callable[[str], str], params: dict[str, Any] | None = None
@@ -157,6 +164,12 @@ class ServerStore:
         except Exception as exc:
             raise StorageError(str(exc)) from exc
         return list(result.named_results())
+
+    async def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        try:
+            return await self._client.query_arrow(sql, parameters=params)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
 
     async def query_arrow_with(
         self, rows: pa.Table, sql: Callable[[str], str], params: dict[str, Any] | None = None

@@ -26,6 +26,11 @@ def categories() -> dict[str, tuple[str, ...]]:
     return listed
 
 
+def descriptions(category: str) -> dict[str, str]:
+    """Value -> its description, for the categories of the lookup file."""
+    return dict(schemas.load(LOOKUP_FILE)["categories"][category])
+
+
 def values(category: str) -> tuple[str, ...]:
     return categories()[category]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
 from msgspec import Meta
 
 from analytics.models import Count, Day, Model, Timestamp
@@ -93,8 +94,8 @@ class ReportJobRequest(Model, omit_defaults=True):
     report_type: Lookup
     name: Name
     description: Text | None = None
-    parameters: Parameters = Parameters()
-    output: OutputRequest = OutputRequest()
+    parameters: Parameters = msgspec.field(default_factory=Parameters)
+    output: OutputRequest = msgspec.field(default_factory=OutputRequest)
     priority: Lookup = "normal"
     scheduled_for: Timestamp | None = None
     department_id: Identifier | None = None

@@ -1,0 +1,208 @@
+"""The report worker: takes jobs off the queue and generates their files.
+
+    loop:  due delayed jobs -> their streams (promote_due)
+           jobs of crashed workers (XAUTOCLAIM, idle > visibility) -> restarted
+           new jobs (XREADGROUP, most urgent first) -> run, at most `concurrency` at once
+           every CLEANUP_EVERY_S: files and jobs past expiresAt removed
+
+A job's message is acknowledged only once its job reached a final state
+(completed, failed, cancelled) or was rescheduled for a retry, so a
+worker killed mid-run leaves the message pending and another worker (or
+this one restarted) reruns the job; the completed transition is a
+compare-and-set, so a job completes once however often it ran. While a
+job runs its message is renewed every visibility/3 seconds, so a long
+job is never taken over from a live worker.
+
+Failures are retried MAX_RETRIES times, after reports_retry_base_s * 2^n
+seconds, then the job is failed with the last error kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import traceback
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import structlog
+from redis.asyncio import Redis
+
+from analytics.params import iso_z
+from lms_events.clickhouse import ClickHouseStore
+from lms_events.errors import Conflict, StorageError
+from lms_events.settings import Settings
+from reports import jobs
+from reports.generate import JobCancelled, generate
+from reports.ledger import Ledger, StoredJob, now_iso
+from reports.models import JobError, Progress
+from reports.queue import Message, ReportQueue
+from reports.storage import LocalStorage
+
+log = structlog.get_logger(__name__)
+
+MAX_RETRIES = 3
+CLAIM_BLOCK_MS = 1000
+CLEANUP_EVERY_S = 60.0
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class ReportWorker:
+    def __init__(self, settings: Settings, store: ClickHouseStore, redis: Redis) -> None:
+        self.settings = settings
+        self.ledger = Ledger(store, redis)
+        self.queue = ReportQueue(redis)
+        self.storage = LocalStorage(settings.reports_dir)
+        self.consumer = consumer_name()
+        self._visibility_ms = int(settings.reports_visibility_s * 1000)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.queue.ensure_group()
+        running: set[asyncio.Task[None]] = set()
+        next_cleanup = 0.0
+        log.info("report_worker_started", consumer=self.consumer, concurrency=self.settings.reports_concurrency)
+        try:
+            while not stop.is_set():
+                await self.queue.promote_due()
+                if time.monotonic() >= next_cleanup:
+                    await self.remove_expired()
+                    next_cleanup = time.monotonic() + CLEANUP_EVERY_S
+                free = self.settings.reports_concurrency - len(running)
+                if free <= 0:
+                    await asyncio.wait(running, timeout=CLAIM_BLOCK_MS / 1000, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                messages = await self.queue.reclaim(self.consumer, free, self._visibility_ms)
+                if len(messages) < free:
+                    messages += await self.queue.claim(self.consumer, free - len(messages), CLAIM_BLOCK_MS)
+                for message in messages:
+                    task = asyncio.create_task(self.process(message))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+        finally:
+            # Unacknowledged messages stay pending: whoever runs next reclaims them.
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            log.info("report_worker_stopped", consumer=self.consumer)
+
+    async def process(self, message: Message) -> None:
+        stored = await self.ledger.find(message.organization_id, message.job_id)
+        status = await self.ledger.status(message.job_id) if stored else None
+        if stored is None or status is None or status in jobs.FINAL:
+            await self.queue.ack(message)
+            return
+        try:
+            stored = await self._start(stored, status, message)
+        except Conflict:
+            await self.queue.ack(message)  # cancelled meanwhile, or another worker's
+            return
+        if stored is None:
+            await self.queue.ack(message)
+            return
+        renewing = asyncio.create_task(self._renew(message))
+        try:
+            await self._run(stored)
+        finally:
+            renewing.cancel()
+        await self.queue.ack(message)
+
+    async def _start(self, stored: StoredJob, status: str, message: Message) -> StoredJob | None:
+        if status == jobs.PENDING:
+            stored = await self.ledger.transition(stored, jobs.QUEUED)
+            status = jobs.QUEUED
+        if status == jobs.QUEUED:
+            return await self.ledger.transition(stored, jobs.RUNNING, started_at=now_iso())
+        if status == jobs.RUNNING and message.reclaimed:
+            log.warning("report_job_reclaimed", job_id=stored.job.id)
+            return await self.ledger.transition(stored, jobs.RUNNING, name="restarted", started_at=now_iso())
+        return None  # a running job's second message: its first is being served
+
+    async def _renew(self, message: Message) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reports_visibility_s / 3)
+            await self.queue.renew(self.consumer, message)
+
+    async def _progress(self, job_id: str, progress: Progress) -> bool:
+        if await self.ledger.status(job_id) != jobs.RUNNING:
+            return False
+        await self.ledger.set_progress(job_id, progress)
+        return True
+
+    async def _run(self, stored: StoredJob) -> None:
+        job = stored.job
+        started = time.monotonic()
+        try:
+            location, progress = await generate(
+                self.ledger.store,
+                self.storage,
+                stored,
+                dropped_after_days=self.settings.dropped_after_days,
+                on_progress=lambda progress: self._progress(job.id, progress),
+            )
+        except JobCancelled:
+            log.info("report_job_cancelled", job_id=job.id)
+            return
+        except Exception as exc:  # noqa: BLE001 - every failure is kept on the job and retried
+            await self._failed(stored, exc)
+            return
+        completed = datetime.now(UTC)
+        expires = iso_z(completed + timedelta(days=self.settings.reports_retention_days))
+        located = msgspec.structs.replace(location, expires_at=expires)
+        try:
+            await self.ledger.transition(
+                stored,
+                jobs.COMPLETED,
+                completed_at=iso_z(completed),
+                expires_at=expires,
+                progress=progress,
+                output=msgspec.structs.replace(job.output, storage=located),
+            )
+        except Conflict:  # cancelled while the file was being stored
+            self.storage.delete(located)
+            return
+        log.info("report_job_completed", job_id=job.id, report_type=job.report_type, rows=progress.total_records,
+                 seconds=round(time.monotonic() - started, 3))  # fmt: skip
+
+    async def _failed(self, stored: StoredJob, exc: Exception) -> None:
+        previous = stored.job.error.retry_count if stored.job.error else 0
+        code = "storage-error" if isinstance(exc, StorageError) else "generation-error"
+        now = now_iso()
+        error = JobError(code=code, message=str(exc)[:500], retry_count=previous, last_retry_at=None)
+        stack = "".join(traceback.format_exception(exc))[-8000:]
+        log.warning("report_job_error", job_id=stored.job.id, code=code, error_type=type(exc).__name__, retries=previous)
+        try:
+            if previous < MAX_RETRIES:
+                error = msgspec.structs.replace(error, retry_count=previous + 1, last_retry_at=now)
+                await self.ledger.transition(stored, jobs.QUEUED, name="retry-scheduled", error=error, error_stack=stack)
+                due = time.time() + self.settings.reports_retry_base_s * 2**previous
+                await self.queue.enqueue_at(stored.job.id, stored.job.organization_id, stored.job.priority, due)
+            else:
+                await self.ledger.transition(stored, jobs.FAILED, error=error, error_stack=stack)
+        except Conflict:
+            pass  # cancelled meanwhile: nothing to retry
+
+    async def remove_expired(self) -> int:
+        """Files and jobs past expiresAt: the file deleted, the job with it (history stays in ClickHouse)."""
+        rows = await self.ledger.store.query(
+            """SELECT organization_id, job_id FROM (
+                   SELECT organization_id, job_id, deleted, expires_at FROM report_jobs
+                   ORDER BY version DESC LIMIT 1 BY organization_id, job_id)
+               WHERE deleted = 0 AND expires_at IS NOT NULL AND expires_at < now64(3)"""
+        )
+        for row in rows:
+            stored = await self.ledger.find(row["organization_id"], row["job_id"])
+            if stored is None:
+                continue
+            if stored.job.output.storage is not None:
+                self.storage.delete(stored.job.output.storage)
+            await self.ledger.delete(stored)
+        if rows:
+            log.info("report_jobs_expired", jobs=len(rows))
+        return len(rows)
+
