@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from analytics.app import add_api, create_api_app
 from ingest.app import create_app
+from reports.app import add_reports, run_worker as run_report_worker
 from lms_events import embedded, tokens, write_keys
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.docs import add_docs
@@ -224,6 +225,7 @@ async def run_up(settings: Settings) -> None:
         admin_token = new_admin_token()
         app = create_app(settings, store=pipeline.store, admin_token=admin_token)
         add_api(app, settings, store=pipeline.store)
+        add_reports(app, settings, store=pipeline.store)  # and its worker, unless LMS_EVENTS_REPORTS_WORKER=false
         add_docs(app)  # last: the document describes every route added before it
         runner = web.AppRunner(
             app,
@@ -301,12 +303,27 @@ def run_api(settings: Settings) -> None:
     if settings.clickhouse_url is None:
         raise ConfigError("CLICKHOUSE_URL", "`lms-events api` reads a ClickHouse server; `lms-events up` serves the API itself")
     web.run_app(
-        create_api_app(settings),
+        create_api_app(settings, lambda app: add_reports(app, settings, worker=False)),
         host=settings.gateway_host,
         port=settings.gateway_port,
         access_log=None,
         print=lambda line: print(line, file=sys.stderr),
     )
+
+
+async def run_reports(settings: Settings) -> None:
+    """The report worker alone. With embedded chDB it owns the data dir (run it instead of `up`,
+    e.g. to generate queued reports); with CLICKHOUSE_URL run as many as the load needs."""
+    if settings.redis_url is None:
+        raise ConfigError("REDIS_URL", "`lms-events reports` takes jobs from a Redis queue")
+    stop = _stop_on_signals()
+    async with AsyncExitStack() as stack:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = await open_store(settings)
+        stack.push_async_callback(store.close)
+        await migrate(store)
+        await run_report_worker(settings, store, stop)
+    log.info("stopped")
 
 
 def mint_token(settings: Settings, *, sub: str, role: str, organization_id: str | None, departments: list[str]) -> str:

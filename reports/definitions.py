@@ -49,7 +49,14 @@ class Request:
         return midnight(day + timedelta(days=1))
 
     def bind(self) -> dict[str, Any]:
-        params: dict[str, Any] = {**self.scope.params, "range_end": sql_time(self.end), "range_start": "1970-01-01 00:00:00.000"}
+        params: dict[str, Any] = {
+            **self.scope.params,
+            "range_end": sql_time(self.end),
+            "range_start": "1970-01-01 00:00:00.000",
+            # the learning-progress query's own (learner-transcript)
+            "cut": sql_time(self.end),
+            "dropped_days": self.dropped_after_days,
+        }
         if self.parameters.date_range:
             params["range_start"] = sql_time(midnight(date.fromisoformat(self.parameters.date_range.start_date)))
         for name in ("learner_ids", "course_ids", "class_ids", "department_ids", "event_types"):

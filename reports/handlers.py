@@ -61,12 +61,12 @@ async def _request_body(request: web.Request, overrides: dict[str, object] | Non
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object")
         return msgspec.convert({**body, **(overrides or {})}, ReportJobRequest)
-    except msgspec.DecodeError:
-        raise BadRequest("the body is not valid JSON") from None
-    except msgspec.ValidationError as exc:
+    except msgspec.ValidationError as exc:  # a DecodeError too: first
         match = _AT.search(str(exc))
         field = match.group("path") if match else None
         raise BadRequest(_AT.sub("", str(exc)), field=field or None) from None
+    except msgspec.DecodeError:
+        raise BadRequest("the body is not valid JSON") from None
 
 
 async def _create(request: web.Request, overrides: dict[str, object] | None = None) -> web.Response:

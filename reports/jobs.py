@@ -13,7 +13,7 @@ Anything else is a Conflict (409). The check itself is atomic in Redis
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from analytics.progress import STATUSES as PROGRESS_STATUSES
 from analytics.scope import Scope
@@ -62,13 +62,28 @@ def checked_request(request: ReportJobRequest, scope: Scope) -> ReportJobRequest
                     field=f"parameters.filters.statuses[{n}]",
                 )
     if parameters.date_range is not None:
-        if date.fromisoformat(parameters.date_range.start_date) > date.fromisoformat(parameters.date_range.end_date):
+        start = _day(parameters.date_range.start_date, "parameters.dateRange.startDate")
+        if start > _day(parameters.date_range.end_date, "parameters.dateRange.endDate"):
             raise BadRequest("parameters.dateRange.startDate must not be after endDate", field="parameters.dateRange")
+    if parameters.due_date is not None:
+        _day(parameters.due_date, "parameters.dueDate")
+    if request.scheduled_for is not None:
+        try:
+            datetime.fromisoformat(request.scheduled_for.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequest(f"scheduledFor is not a real instant: {request.scheduled_for!r}", field="scheduledFor") from None
     if request.visibility == "department" and request.department_id is None:
         raise BadRequest("visibility department needs a departmentId", field="departmentId")
     if scope.role is Role.STUDENT:
         _student_may(request, scope)
     return request
+
+
+def _day(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{field} is not a real day: {value!r}", field=field) from None
 
 
 def _student_may(request: ReportJobRequest, scope: Scope) -> None:

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from analytics.app import add_api
 from ingest.app import create_app
+from reports.app import add_reports
 from ingest.keys import KEYRING, STORE
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.docs import add_docs
@@ -116,6 +117,7 @@ async def start_gateway(
     app = create_app(settings, store=store, admin_token=admin_token)
     if store is not None:  # as under `lms-events up`: the process owning ClickHouse serves the read side too
         add_api(app, settings, store=store)
+        add_reports(app, settings, store=store)
     add_docs(app)
     runner = web.AppRunner(app)
     await runner.setup()
