@@ -10,7 +10,6 @@ caller's view, 409 an illegal transition, 410 an expired file.
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime
 
 import msgspec
@@ -28,13 +27,13 @@ from reports.models import (
     JobError,
     LookupValues,
     Model,
-    Output,
     ReportJob,
     ReportJobPage,
     ReportJobRequest,
     ReportTypeInfo,
     ReportTypeList,
 )
+from reports.submit import new_job, submit
 from reports.visibility import require_manager
 from reports.writers import FORMATS
 
@@ -78,22 +77,7 @@ async def _create(request: web.Request, overrides: dict[str, object] | None = No
             f"reportType {job_request.report_type} is not generated yet; available: {', '.join(DEFINITIONS)}",
             field="reportType",
         )
-    now = now_iso()
-    fields = msgspec.structs.asdict(job_request)
-    output = Output(format=job_request.output.format, filename=fields.pop("output").filename)
-    job = ReportJob(
-        id=str(uuid.uuid4()), organization_id=organization_id, status=jobs.PENDING, requested_by=scope.sub,
-        created_at=now, updated_at=now, output=output, **fields,
-    )  # fmt: skip
-    stored = StoredJob(job, str(scope.role), scope.departments, version=1)
-    ledger, queue = request.app[LEDGER], request.app[QUEUE]
-    stored = await ledger.create(stored)
-    due = _instant(job.scheduled_for)
-    if due is not None and due > datetime.now(UTC):
-        await queue.enqueue_at(job.id, organization_id, job.priority, due.timestamp())
-    else:
-        stored = await ledger.transition(stored, jobs.QUEUED)
-        await queue.enqueue(job.id, organization_id, job.priority)
+    stored = await submit(request.app[LEDGER], request.app[QUEUE], new_job(job_request, scope, organization_id))
     return _answer(stored, 202)
 
 

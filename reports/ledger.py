@@ -8,6 +8,12 @@ version to ClickHouse. Redis decides, so two workers or a worker and a
 cancelling client never both win; ClickHouse keeps every state (the
 history) and is what a restart reads. When Redis has no status for a job
 (a Redis that lost its data) the latest ClickHouse row seeds it.
+
+The script also keeps the new row itself in the job's hash, so a process
+that dies between the compare-and-set and the ClickHouse append (a
+SIGKILLed worker that had just completed a job) loses nothing: whoever
+reads the job next (`reconcile`) appends that row, with the same dedup
+token, if ClickHouse is behind.
 """
 
 from __future__ import annotations
@@ -53,17 +59,18 @@ COLUMNS: dict[str, pa.DataType] = {
 SCHEMA = pa.schema([pa.field(name, kind) for name, kind in COLUMNS.items()])
 
 # KEYS[1] the job's hash; ARGV: target status, the status ClickHouse last
-# recorded (used only when Redis has none), its version, then the statuses
-# the target may be reached from. Returns {1, version} or {0, current status}.
+# recorded (used only when Redis has none), its version, the new row (JSON,
+# its version set by whoever reads it back), then the statuses the target
+# may be reached from. Returns {1, version} or {0, current status}.
 _TRANSITION = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
   status = ARGV[2]
   redis.call('HSET', KEYS[1], 'status', ARGV[2], 'version', ARGV[3])
 end
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   if ARGV[i] == status then
-    redis.call('HSET', KEYS[1], 'status', ARGV[1])
+    redis.call('HSET', KEYS[1], 'status', ARGV[1], 'row', ARGV[4])
     return {1, redis.call('HINCRBY', KEYS[1], 'version', 1)}
   end
 end
@@ -162,30 +169,48 @@ class Ledger:
         self.redis = redis
         self._transition = redis.register_script(_TRANSITION)
 
+    async def _insert(self, row: dict[str, Any]) -> None:
+        table = pa.Table.from_pylist([row], schema=SCHEMA)
+        await self.store.insert_arrow(TABLE, table, dedup_token=f"{row['job_id']}:{row['version']}")
+
     async def _append(self, stored: StoredJob, transition: str, *, deleted: bool = False) -> None:
-        table = pa.Table.from_pylist([_row(stored, transition, deleted)], schema=SCHEMA)
-        await self.store.insert_arrow(TABLE, table, dedup_token=f"{stored.job.id}:{stored.version}")
+        await self._insert(_row(stored, transition, deleted))
 
     async def create(self, stored: StoredJob) -> StoredJob:
-        await self.redis.hset(stored.key, mapping={"status": stored.job.status, "version": stored.version})
-        await self._append(stored, "created")
+        row = _row(stored, "created")
+        await self.redis.hset(stored.key, mapping={"status": stored.job.status, "version": stored.version, "row": orjson.dumps(row)})
+        await self._insert(row)
         return stored
+
+    async def reconcile(self, stored: StoredJob) -> StoredJob:
+        """The job as its last transition left it: the row Redis kept, appended if ClickHouse missed it."""
+        version, row = await self.redis.hmget(stored.key, ["version", "row"])
+        if version is None or row is None or int(version) <= stored.version:
+            return stored
+        latest = orjson.loads(row)
+        latest["version"] = int(version)
+        for column, kind in COLUMNS.items():
+            if kind == _TIME and latest[column] is not None:
+                latest[column] = datetime.fromisoformat(latest[column])
+        await self._insert(latest)
+        return _stored(latest)
 
     async def transition(
         self, stored: StoredJob, target: str, *, name: str | None = None, error_stack: str | None = None, **changes: Any
     ) -> StoredJob:
         """The job moved to `target` with `changes` applied, or Conflict naming its current status."""
-        sources = jobs.sources_of(target)
+        job = msgspec.structs.replace(stored.job, status=target, updated_at=now_iso(), **changes)
+        moved = StoredJob(job, stored.requester_role, stored.requester_departments, 0, error_stack)
+        row = _row(moved, name or target)
         won, value = await self._transition(
-            keys=[stored.key], args=[target, stored.job.status, stored.version, *sources]
+            keys=[stored.key], args=[target, stored.job.status, stored.version, orjson.dumps(row), *jobs.sources_of(target)]
         )
         if not won:
             current = value.decode() if isinstance(value, bytes) else str(value)
             raise Conflict(f"a {current} job cannot become {target}", field="status")
-        job = msgspec.structs.replace(stored.job, status=target, updated_at=now_iso(), **changes)
-        moved = StoredJob(job, stored.requester_role, stored.requester_departments, int(value), error_stack)
-        await self._append(moved, name or target)
-        return moved
+        row["version"] = int(value)
+        await self._insert(row)
+        return StoredJob(job, stored.requester_role, stored.requester_departments, int(value), error_stack)
 
     async def delete(self, stored: StoredJob) -> None:
         version = int(await self.redis.hincrby(stored.key, "version", 1))
@@ -206,7 +231,7 @@ class Ledger:
         rows = await self._latest(
             "organization_id = {org:String} AND job_id = {job:String}", {"org": organization_id, "job": job_id}
         )
-        return _stored(rows[0]) if rows else None
+        return await self.reconcile(_stored(rows[0])) if rows else None
 
     async def visible(self, scope: Scope, job_id: str) -> StoredJob:
         """The job if the caller may see it; else NotFound (existence does not leak)."""
@@ -215,7 +240,7 @@ class Ledger:
         )
         if not rows:
             raise NotFound("no report job with this id in your scope", field="id")
-        return await self.live(_stored(rows[0]))
+        return await self.live(await self.reconcile(_stored(rows[0])))
 
     async def page(
         self, scope: Scope, filters: dict[str, str], limit: int, cursor: str | None
