@@ -20,6 +20,7 @@ seconds, then the job is failed with the last error kept.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -30,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from analytics.params import iso_z
 from lms_events.clickhouse import ClickHouseStore
@@ -47,6 +49,13 @@ log = structlog.get_logger(__name__)
 MAX_RETRIES = 3
 CLAIM_BLOCK_MS = 1000
 CLEANUP_EVERY_S = 60.0
+RETRY_PAUSE_S = 1.0
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A job whose processing broke (Redis or ClickHouse away) stays pending: it is reclaimed later."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("report_job_interrupted", error_type=type(task.exception()).__name__)
 
 
 def consumer_name() -> str:
@@ -69,27 +78,37 @@ class ReportWorker:
         log.info("report_worker_started", consumer=self.consumer, concurrency=self.settings.reports_concurrency)
         try:
             while not stop.is_set():
-                await self.queue.promote_due()
-                if time.monotonic() >= next_cleanup:
-                    await self.remove_expired()
-                    next_cleanup = time.monotonic() + CLEANUP_EVERY_S
-                free = self.settings.reports_concurrency - len(running)
-                if free <= 0:
-                    await asyncio.wait(running, timeout=CLAIM_BLOCK_MS / 1000, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                messages = await self.queue.reclaim(self.consumer, free, self._visibility_ms)
-                if len(messages) < free:
-                    messages += await self.queue.claim(self.consumer, free - len(messages), CLAIM_BLOCK_MS)
-                for message in messages:
-                    task = asyncio.create_task(self.process(message))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
+                try:
+                    if time.monotonic() >= next_cleanup:
+                        await self.remove_expired()
+                        next_cleanup = time.monotonic() + CLEANUP_EVERY_S
+                    await self._take(running)
+                except (RedisError, StorageError) as exc:
+                    # Redis or ClickHouse away for a moment: nothing is lost (messages stay pending), try again.
+                    log.warning("report_worker_retrying", error_type=type(exc).__name__)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), RETRY_PAUSE_S)
         finally:
             # Unacknowledged messages stay pending: whoever runs next reclaims them.
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
             log.info("report_worker_stopped", consumer=self.consumer)
+
+    async def _take(self, running: set[asyncio.Task[None]]) -> None:
+        await self.queue.promote_due()
+        free = self.settings.reports_concurrency - len(running)
+        if free <= 0:
+            await asyncio.wait(running, timeout=CLAIM_BLOCK_MS / 1000, return_when=asyncio.FIRST_COMPLETED)
+            return
+        messages = await self.queue.reclaim(self.consumer, free, self._visibility_ms)
+        if len(messages) < free:
+            messages += await self.queue.claim(self.consumer, free - len(messages), CLAIM_BLOCK_MS)
+        for message in messages:
+            task = asyncio.create_task(self.process(message))
+            running.add(task)
+            task.add_done_callback(running.discard)
+            task.add_done_callback(_log_failure)
 
     async def process(self, message: Message) -> None:
         stored = await self.ledger.find(message.organization_id, message.job_id)

@@ -10,6 +10,7 @@ no partial file and no staging table left.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -38,10 +39,14 @@ def _env(data_dir: Path, redis_url: str) -> dict[str, str]:
     }
 
 
-def _tool(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "tests.report_crash_tool", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.strip().splitlines()[-1]  # its answer; the lines before are logs
+async def _tool(env: dict[str, str], *args: str) -> str:
+    tool = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.report_crash_tool", *args, env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(tool.communicate(), 120)
+    assert tool.returncode == 0, err.decode()[-3000:]
+    return out.decode().strip().splitlines()[-1]  # its answer; the lines before are logs
 
 
 def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -55,7 +60,7 @@ async def test_a_killed_worker_loses_no_job_and_completes_none_twice(redis_url: 
     await redis.flushdb()
     org = unique_org()
     env = _env(tmp_path / "data", isolated)
-    job_ids = orjson.loads(_tool(env, "submit", str(tmp_path / "data"), isolated, org, str(JOBS)))
+    job_ids = orjson.loads(await _tool(env, "submit", str(tmp_path / "data"), isolated, org, str(JOBS)))
     assert len(job_ids) == JOBS
 
     async def statuses() -> Counter[str]:
@@ -67,7 +72,7 @@ async def test_a_killed_worker_loses_no_job_and_completes_none_twice(redis_url: 
     try:
         await eventually(statuses, lambda s: s["completed"] >= 3 and s["running"] >= 1, timeout=120)
         first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        await asyncio.to_thread(first.wait, 10)
         at_kill = await statuses()
         assert at_kill["completed"] < JOBS and at_kill["running"] >= 1, at_kill
         running_at_kill = {j for j in job_ids if await redis.hget(f"reports:job:{j}", "status") == b"running"}
@@ -77,13 +82,13 @@ async def test_a_killed_worker_loses_no_job_and_completes_none_twice(redis_url: 
             await eventually(statuses, lambda s: s["completed"] == JOBS, timeout=180)
         finally:
             second.send_signal(signal.SIGTERM)
-            assert second.wait(timeout=30) == 0, log.read_text()[-3000:]
+            assert await asyncio.to_thread(second.wait, 30) == 0, log.read_text()[-3000:]
     finally:
         if first.poll() is None:
             first.kill()
         await redis.aclose()
 
-    dump = orjson.loads(_tool(env, "dump", str(tmp_path / "data"), org))
+    dump = orjson.loads(await _tool(env, "dump", str(tmp_path / "data"), org))
     histories = {row["job_id"]: row["history"] for row in dump["jobs"]}
     assert set(histories) == set(job_ids)
     for job_id, history in histories.items():
