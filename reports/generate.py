@@ -10,6 +10,7 @@ was cancelled) the partial file is removed and JobCancelled raised.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -41,6 +42,7 @@ def _parameters(stored: StoredJob) -> dict[str, str]:
     shown = msgspec.to_builtins(stored.job.parameters)
     flat = {"Organization": stored.job.organization_id, "Requested by": stored.job.requested_by}
     for name, value in shown.items():
+        name = re.sub(r"(?<!^)([A-Z])", r" \1", name).capitalize()  # dateRange -> Date range
         flat[name] = ", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
     return flat
 

@@ -192,7 +192,8 @@ class ReportWorker:
         previous = stored.job.error.retry_count if stored.job.error else 0
         code = "storage-error" if isinstance(exc, StorageError) else "generation-error"
         now = now_iso()
-        error = JobError(code=code, message=str(exc)[:500], retry_count=previous, last_retry_at=None)
+        last_retry = stored.job.error.last_retry_at if stored.job.error else None
+        error = JobError(code=code, message=str(exc)[:500], retry_count=previous, last_retry_at=last_retry)
         stack = "".join(traceback.format_exception(exc))[-8000:]
         log.warning("report_job_error", job_id=stored.job.id, code=code, error_type=type(exc).__name__, retries=previous)
         try:

@@ -26,9 +26,17 @@ _ACCENT = (41, 98, 163)
 _STRIPE = (240, 244, 250)
 
 
+# Typography a title typed on a phone or Mac carries, in the core font's terms.
+_PLAIN = str.maketrans({"\u2014": "-", "\u2013": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2026": "..."})
+
+
 def _latin(value: object) -> str:
     text = "" if value is None else str(value)
-    return text.encode("latin-1", "replace").decode("latin-1")
+    return text.translate(_PLAIN).encode("latin-1", "replace").decode("latin-1")
+
+
+def _figure(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int | float) and not isinstance(value, bool) else _latin(value)
 
 
 class _Pdf(FPDF):
@@ -76,7 +84,7 @@ class PdfWriter:
             pdf.set_xy(_MARGIN + n * box, y)
             pdf.set_font("Helvetica", "B", 16)
             pdf.set_text_color(*_ACCENT)
-            pdf.cell(box, 8, _latin(value), align="C")
+            pdf.cell(box, 8, _figure(value), align="C")
             pdf.set_xy(_MARGIN + n * box, y + 8)
             pdf.set_font("Helvetica", size=8)
             pdf.set_text_color(90)
