@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from analytics.params import midnight, sql_time
 from analytics.progress import ProgressQuery
 from analytics.scope import Scope
@@ -26,7 +28,16 @@ from reports.models import Filters, Parameters
 _EVERYTHING = 2**31 - 1
 _START = "toDateTime64({range_start:String}, 3, 'UTC')"
 _END = "toDateTime64({range_end:String}, 3, 'UTC')"
+_DUE = "toDateTime64({due:String}, 3, 'UTC')"
+# at-risk-learners: no activity in the course for this many days (parameters.inactiveDays)
 DEFAULT_INACTIVE_DAYS = 14
+# engagement-trend without a dateRange: the days up to today
+DEFAULT_TREND_DAYS = 30
+
+
+def _list(name: str) -> str:
+    """A filter list in SQL: the JSON array bound as f_<name>."""
+    return f"JSONExtract({{f_{name}:String}}, 'Array(String)')"
 
 
 @dataclass(frozen=True)
@@ -56,28 +67,33 @@ class Request:
             # the learning-progress query's own (learner-transcript)
             "cut": sql_time(self.end),
             "dropped_days": self.dropped_after_days,
+            # compliance: completed before the midnight after dueDate
+            "due": sql_time(self.end),
         }
+        if self.parameters.due_date:
+            params["due"] = sql_time(midnight(date.fromisoformat(self.parameters.due_date) + timedelta(days=1)))
         if self.parameters.date_range:
             params["range_start"] = sql_time(midnight(date.fromisoformat(self.parameters.date_range.start_date)))
-        for name in ("learner_ids", "course_ids", "class_ids", "department_ids", "event_types"):
-            params[f"f_{name}"] = list(getattr(self.filters, name) or [])
+        # lists travel as JSON strings (read by _list): both drivers bind a String alike
+        for name in ("learner_ids", "course_ids", "class_ids", "department_ids"):
+            params[f"f_{name}"] = orjson.dumps(getattr(self.filters, name) or []).decode()
         return params
 
     def users(self) -> str:
         """Users of the scope, narrowed by filters.learnerIds and filters.departmentIds."""
         condition = self.scope.users()
         if self.filters.learner_ids:
-            condition += " AND user_id IN {f_learner_ids:Array(String)}"
+            condition += f" AND user_id IN {_list('learner_ids')}"
         if self.filters.department_ids:
             condition += f""" AND user_id IN (SELECT user_id FROM learners WHERE {self.scope.organizations()}
-                GROUP BY user_id HAVING argMaxMerge(department_id) IN {{f_department_ids:Array(String)}})"""
+                GROUP BY user_id HAVING argMaxMerge(department_id) IN {_list('department_ids')})"""
         return condition
 
     def courses(self, column: str = "course_id") -> str:
-        return f" AND {column} IN {{f_course_ids:Array(String)}}" if self.filters.course_ids else ""
+        return f" AND {column} IN {_list('course_ids')}" if self.filters.course_ids else ""
 
     def classes(self, column: str = "class_id") -> str:
-        return f" AND {column} IN {{f_class_ids:Array(String)}}" if self.filters.class_ids else ""
+        return f" AND {column} IN {_list('class_ids')}" if self.filters.class_ids else ""
 
 
 @dataclass(frozen=True)
@@ -172,8 +188,8 @@ def _learner_transcript(r: Request) -> str:
     progress_sql, _ = ProgressQuery(
         scope=r.scope, cut=r.end, dropped_after_days=r.dropped_after_days, limit=_EVERYTHING
     ).sql()
-    learners = " AND user_id IN {f_learner_ids:Array(String)}" if r.filters.learner_ids else ""
-    courses = " AND course_id IN {f_course_ids:Array(String)}" if r.filters.course_ids else ""
+    learners = f" AND user_id IN {_list('learner_ids')}" if r.filters.learner_ids else ""
+    courses = f" AND course_id IN {_list('course_ids')}" if r.filters.course_ids else ""
     return f"""
         SELECT user_id AS userId, course_id AS courseId, enrolled_at AS enrolledAt, status,
                if(status = 'completed', 100, if(length(listed_modules) = 0, 0,
@@ -184,6 +200,80 @@ def _learner_transcript(r: Request) -> str:
         FROM ({progress_sql.replace("{page:UInt32}", str(_EVERYTHING))})
         WHERE 1{learners}{courses}
         ORDER BY userId, courseId"""
+
+def _department_summary(r: Request) -> str:
+    return f"""
+        WITH people AS (
+            SELECT user_id, argMaxMerge(department_id) AS department_id FROM learners WHERE {r.users()} GROUP BY user_id),
+        activity AS (
+            SELECT user_id, sum(events) AS events, sum(learning_ms) AS learning_ms FROM learner_activity_daily
+            WHERE {r.users()} AND event_date >= toDate({_START}) AND event_date < toDate({_END}){r.courses()}{r.classes()}
+            GROUP BY user_id),
+        enrolled AS (
+            SELECT user_id, uniqExact(course_id) AS n FROM enrollments
+            WHERE {r.users()}{r.courses()} AND enrolled_at < {_END} GROUP BY user_id),
+        completed AS (
+            SELECT user_id, count() AS n FROM
+                (SELECT user_id, course_id, min(completed_at) AS at FROM course_completions
+                 WHERE {r.users()}{r.courses()} GROUP BY user_id, course_id HAVING at < {_END})
+            GROUP BY user_id)
+        SELECT p.department_id AS departmentId, count() AS learners, countIf(ifNull(a.events, 0) > 0) AS activeLearners,
+               sum(ifNull(e.n, 0)) AS enrollments, sum(ifNull(c.n, 0)) AS completions,
+               sum(ifNull(a.learning_ms, 0)) / 3600000 AS learningHours
+        FROM people AS p
+        LEFT JOIN activity AS a ON a.user_id = p.user_id
+        LEFT JOIN enrolled AS e ON e.user_id = p.user_id
+        LEFT JOIN completed AS c ON c.user_id = p.user_id
+        GROUP BY departmentId ORDER BY departmentId
+        SETTINGS join_use_nulls = 1"""
+
+
+def _engagement_trend(r: Request) -> str:
+    first = f"toDate({_START})" if r.parameters.date_range else f"toDate({_END}) - {DEFAULT_TREND_DAYS}"
+    return f"""
+        WITH per_user AS (
+            SELECT user_id, event_date, sum(events) AS n, sum(learning_ms) AS learning_ms FROM learner_activity_daily
+            WHERE {r.users()} AND event_date >= {first} AND event_date < toDate({_END}){r.courses()}{r.classes()}
+            GROUP BY user_id, event_date),
+        per_day AS (
+            SELECT event_date, sum(n) AS events, countIf(n > 0) AS learners, sum(learning_ms) AS learning_ms
+            FROM per_user GROUP BY event_date)
+        SELECT d.day AS date, ifNull(p.events, 0) AS events, ifNull(p.learners, 0) AS activeLearners,
+               ifNull(p.learning_ms, 0) / 3600000 AS learningHours
+        FROM (SELECT {first} + number AS day FROM numbers(toUInt64(dateDiff('day', {first}, toDate({_END}))))) AS d
+        LEFT JOIN per_day AS p ON p.event_date = d.day
+        ORDER BY date
+        SETTINGS join_use_nulls = 1"""
+
+
+def _at_risk_learners(r: Request) -> str:
+    days = r.parameters.inactive_days or DEFAULT_INACTIVE_DAYS
+    return f"""
+        SELECT userId, courseId, enrolledAt, status, progressPercentage, lastAccessDate,
+               dateDiff('day', lastAccessDate, {_END}) AS daysInactive
+        FROM ({_learner_transcript(r)})
+        WHERE status != 'completed' AND lastAccessDate < {_END} - toIntervalDay({int(days)})
+        ORDER BY daysInactive DESC, userId, courseId"""
+
+
+def _compliance(r: Request) -> str:
+    return f"""
+        WITH people AS (SELECT DISTINCT user_id FROM learners WHERE {r.users()}),
+        required AS (SELECT arrayJoin({_list('course_ids')}) AS course_id),
+        enrolled AS (
+            SELECT user_id, course_id, min(enrolled_at) AS at FROM enrollments
+            WHERE {r.users()}{r.courses()} GROUP BY user_id, course_id),
+        completed AS (
+            SELECT user_id, course_id, min(completed_at) AS at FROM course_completions
+            WHERE {r.users()}{r.courses()} GROUP BY user_id, course_id)
+        SELECT p.user_id AS userId, q.course_id AS courseId, e.at AS enrolledAt, c.at AS completedAt,
+               multiIf(c.at IS NULL, 'not-completed', c.at < {_DUE}, 'completed-on-time', 'completed-late') AS status,
+               toBool(c.at IS NOT NULL AND c.at < {_DUE}) AS compliant
+        FROM people AS p CROSS JOIN required AS q
+        LEFT JOIN enrolled AS e ON e.user_id = p.user_id AND e.course_id = q.course_id
+        LEFT JOIN completed AS c ON c.user_id = p.user_id AND c.course_id = q.course_id
+        ORDER BY userId, courseId
+        SETTINGS join_use_nulls = 1"""
 
 
 DEFINITIONS: dict[str, Definition] = {
@@ -216,6 +306,34 @@ DEFINITIONS: dict[str, Definition] = {
             _learner_transcript,
             {"Courses": "count()", "Completed": "countIf(status = 'completed')"},
             ("courseId", "progressPercentage"),
+        ),
+        Definition(
+            "department-summary",
+            ("departmentId", "learners", "activeLearners", "enrollments", "completions", "learningHours"),
+            _department_summary,
+            {"Departments": "count()", "Learners": "sum(learners)", "Active learners": "sum(activeLearners)"},
+            ("departmentId", "activeLearners"),
+        ),
+        Definition(
+            "engagement-trend",
+            ("date", "events", "activeLearners", "learningHours"),
+            _engagement_trend,
+            {"Days": "count()", "Events": "sum(events)", "Learning hours": "round(sum(learningHours), 2)"},
+            ("date", "events"),
+        ),
+        Definition(
+            "at-risk-learners",
+            ("userId", "courseId", "enrolledAt", "status", "progressPercentage", "lastAccessDate", "daysInactive"),
+            _at_risk_learners,
+            {"Enrollments at risk": "count()", "Learners": "uniqExact(userId)"},
+            ("userId", "daysInactive"),
+        ),
+        Definition(
+            "compliance",
+            ("userId", "courseId", "enrolledAt", "completedAt", "status", "compliant"),
+            _compliance,
+            {"Required completions": "count()", "On time": "countIf(compliant)", "Missing": "countIf(status = 'not-completed')"},
+            ("courseId", "compliant"),
         ),
     )
 }

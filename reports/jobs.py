@@ -72,6 +72,11 @@ def checked_request(request: ReportJobRequest, scope: Scope) -> ReportJobRequest
             datetime.fromisoformat(request.scheduled_for.replace("Z", "+00:00"))
         except ValueError:
             raise BadRequest(f"scheduledFor is not a real instant: {request.scheduled_for!r}", field="scheduledFor") from None
+    if request.report_type == "compliance":
+        if not (filters and filters.course_ids):
+            raise BadRequest("a compliance report names its required courses", field="parameters.filters.courseIds")
+        if parameters.due_date is None:
+            raise BadRequest("a compliance report names the due date", field="parameters.dueDate")
     if request.visibility == "department" and request.department_id is None:
         raise BadRequest("visibility department needs a departmentId", field="departmentId")
     if scope.role is Role.STUDENT:

@@ -84,6 +84,8 @@ def present(table: pa.Table) -> pa.Table:
             column = pa.array([None if v is None else round(v, 2) for v in column.to_pylist()], type=pa.float64())
         elif pa.types.is_timestamp(kind):
             column = pc.strftime(pc.cast(column, pa.timestamp("ms", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+        elif pa.types.is_date(kind):
+            column = pc.cast(column, pa.string())  # YYYY-MM-DD, as the API writes days
         elif pa.types.is_dictionary(kind):
             column = pc.cast(column, kind.value_type)
         columns.append(column)

@@ -392,3 +392,75 @@ async def test_a_students_transcript_is_their_progress(gateway: Gateway, setting
     assert [(r["courseId"], r["status"], r["progressPercentage"]) for r in rows] == [
         (e["courseId"], e["status"], e["progressPercentage"]) for e in expected
     ]
+
+
+async def test_the_other_reports_equal_the_recomputation(gateway: Gateway, settings: Settings, posted: Posted) -> None:
+    """department-summary, engagement-trend, at-risk-learners, compliance: as the README defines them."""
+    admin = caller(gateway, settings, "subscriber-admin", posted.org, "admin")
+    org = model.index(posted.data)[posted.org]
+    people = org.declared
+    end = model.day_end(TODAY)
+
+    _, raw = await report(admin, "department-summary")
+    expected = {}
+    for department in {org.department.get(u, "") for u in people}:
+        members = {u for u in people if org.department.get(u, "") == department}
+        expected[department] = {
+            "departmentId": department,
+            "learners": len(members),
+            "activeLearners": len({e.user_id for e in org.events if e.user_id in members}),
+            "enrollments": sum(1 for (u, _) in org.enrollments if u in members),
+            "completions": sum(1 for (u, _) in org.completions if u in members),
+            "learningHours": model.rounded(sum(e.duration_ms or 0 for e in org.events if e.user_id in members and e.learning) / 3_600_000),
+        }
+    assert {row["departmentId"]: row for row in orjson.loads(raw)} == expected
+
+    first = TODAY - timedelta(days=9)
+    _, raw = await report(admin, "engagement-trend", dateRange={"startDate": first.isoformat(), "endDate": TODAY.isoformat()})
+    days = [first + timedelta(days=n) for n in range(10)]
+    assert orjson.loads(raw) == [
+        {
+            "date": day.isoformat(),
+            "events": sum(1 for e in org.events if e.timestamp.date() == day and e.user_id),
+            "activeLearners": len({e.user_id for e in org.events if e.timestamp.date() == day and e.user_id}),
+            "learningHours": model.rounded(sum(e.duration_ms or 0 for e in org.events if e.timestamp.date() == day and e.learning and e.user_id) / 3_600_000),
+        }
+        for day in days
+    ]
+
+    _, raw = await report(admin, "at-risk-learners", inactiveDays=30)
+    progress = model.learning_progress(posted.data, _scope(posted), until=TODAY)
+    at_risk = {
+        (p["userId"], p["courseId"])
+        for p in progress
+        if p["status"] != "completed" and model.parse_time(p["lastAccessDate"]) < end - timedelta(days=30)
+    }
+    assert {(row["userId"], row["courseId"]) for row in orjson.loads(raw)} == at_risk
+
+    courses = list(posted.data.targets[posted.org].course_ids[:2])
+    due = TODAY - timedelta(days=100)
+    _, raw = await report(admin, "compliance", filters={"courseIds": courses}, dueDate=due.isoformat())
+    rows = {(row["userId"], row["courseId"]): row for row in orjson.loads(raw)}
+    assert set(rows) == {(u, c) for u in people for c in courses}
+    for (user, course), row in rows.items():
+        done = org.completions.get((user, course))
+        on_time = done is not None and done.at < model.day_end(due)
+        assert row["compliant"] is on_time, (user, course)
+        assert row["status"] == ("not-completed" if done is None else "completed-on-time" if on_time else "completed-late")
+        assert row["completedAt"] == (model.iso(done.at) if done else None)
+
+
+async def test_filters_narrow_the_rows(gateway: Gateway, settings: Settings, posted: Posted) -> None:
+    admin = caller(gateway, settings, "subscriber-admin", posted.org, "admin")
+    org = model.index(posted.data)[posted.org]
+    targets = posted.data.targets[posted.org]
+    progress = model.learning_progress(posted.data, _scope(posted), until=TODAY)
+    learners = sorted({p["userId"] for p in progress})[:3]
+    course = targets.course_ids[0]
+    _, raw = await report(admin, "learner-transcript", filters={"learnerIds": learners, "courseIds": [course]})
+    assert [(r["userId"], r["courseId"], r["status"]) for r in orjson.loads(raw)] == [
+        (p["userId"], p["courseId"], p["status"]) for p in progress if p["userId"] in learners and p["courseId"] == course
+    ]
+    department = targets.department_ids[0]
+    _, raw = await report(admin, "learner-activity", includeInactive=True, filters={"departmentIds": [department]})
+    assert {r["userId"] for r in orjson.loads(raw)} == {u for u in org.declared if org.department.get(u) == department}
