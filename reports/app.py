@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -24,6 +25,7 @@ from lms_events.tokens import SECRET_FILE
 from reports import handlers
 from reports.keys import LEDGER, QUEUE, STORAGE
 from reports.ledger import Ledger
+from reports.published import ReportPublisher
 from reports.queue import ReportQueue
 from reports.storage import LocalStorage
 from reports.worker import CLAIM_BLOCK_MS, ReportWorker
@@ -56,12 +58,13 @@ def add_reports(
         app[QUEUE] = ReportQueue(redis)
         stop = asyncio.Event()
         running = None
-        if run_worker:
-            running = asyncio.create_task(ReportWorker(settings, clickhouse, redis).run(stop))
-        yield
-        stop.set()
-        if running is not None:
-            await running
+        async with publishing(settings) as publisher:
+            if run_worker:
+                running = asyncio.create_task(ReportWorker(settings, clickhouse, redis, publisher).run(stop))
+            yield
+            stop.set()
+            if running is not None:
+                await running
         await redis.aclose()
         if owned:
             await clickhouse.close()
@@ -85,6 +88,21 @@ async def run_worker(settings: Settings, store: ClickHouseStore, stop: asyncio.E
     """The worker alone (`lms-events reports`), until `stop` is set."""
     redis = report_redis(settings)
     try:
-        await ReportWorker(settings, store, redis).run(stop)
+        async with publishing(settings) as publisher:
+            await ReportWorker(settings, store, redis, publisher).run(stop)
     finally:
         await redis.aclose()
+
+
+@asynccontextmanager
+async def publishing(settings: Settings) -> AsyncIterator[ReportPublisher | None]:
+    """ReportGenerated goes to the configured broker; without one (a lone `reports` role) nowhere."""
+    if settings.kafka_bootstrap_servers is None:
+        yield None
+        return
+    publisher = ReportPublisher(settings.kafka_bootstrap_servers)
+    await publisher.start()
+    try:
+        yield publisher
+    finally:
+        await publisher.stop()

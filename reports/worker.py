@@ -13,6 +13,9 @@ compare-and-set, so a job completes once however often it ran. While a
 job runs its message is renewed every visibility/3 seconds, so a long
 job is never taken over from a live worker.
 
+Each completed job publishes ReportGenerated (reports/published.py) when
+a broker is configured.
+
 Failures are retried MAX_RETRIES times, after reports_retry_base_s * 2^n
 seconds, then the job is failed with the last error kept.
 """
@@ -41,6 +44,7 @@ from reports import jobs
 from reports.generate import JobCancelled, generate
 from reports.ledger import Ledger, StoredJob, now_iso
 from reports.models import JobError, Progress
+from reports.published import ReportPublisher
 from reports.queue import Message, ReportQueue
 from reports.storage import LocalStorage
 
@@ -63,8 +67,11 @@ def consumer_name() -> str:
 
 
 class ReportWorker:
-    def __init__(self, settings: Settings, store: ClickHouseStore, redis: Redis) -> None:
+    def __init__(
+        self, settings: Settings, store: ClickHouseStore, redis: Redis, publisher: ReportPublisher | None = None
+    ) -> None:
         self.settings = settings
+        self.publisher = publisher
         self.ledger = Ledger(store, redis)
         self.queue = ReportQueue(redis)
         self.storage = LocalStorage(settings.reports_dir)
@@ -174,7 +181,7 @@ class ReportWorker:
         expires = iso_z(completed + timedelta(days=self.settings.reports_retention_days))
         located = msgspec.structs.replace(location, expires_at=expires)
         try:
-            await self.ledger.transition(
+            completed_job = await self.ledger.transition(
                 stored,
                 jobs.COMPLETED,
                 completed_at=iso_z(completed),
@@ -187,6 +194,8 @@ class ReportWorker:
             return
         log.info("report_job_completed", job_id=job.id, report_type=job.report_type, rows=progress.total_records,
                  seconds=round(time.monotonic() - started, 3))  # fmt: skip
+        if self.publisher is not None:
+            await self.publisher.publish(completed_job)
 
     async def _failed(self, stored: StoredJob, exc: Exception) -> None:
         previous = stored.job.error.retry_count if stored.job.error else 0

@@ -6,7 +6,8 @@ the worker that `up` runs in-process, files read back with real readers.
 - the lifecycle and its illegal transitions (409), download (type, name, 410);
 - visibility of jobs per role, and a student's transcript-only rule;
 - every format holds the same rows (csv, orjson, openpyxl, pyarrow, pypdf);
-- each report's numbers equal tests/analytics_model.py's recomputation.
+- each report's numbers equal tests/analytics_model.py's recomputation;
+- a completed job publishes ReportGenerated.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 import pytest_asyncio
+from aiokafka import AIOKafkaConsumer
 from pypdf import PdfReader
 
 from lms_events import tokens
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
+from lms_events.topics import ANALYTICS_EVENTS
 from reports import jobs
 from tests import analytics_model as model
 from tests.analytics_data import Dataset, generate
@@ -464,3 +467,28 @@ async def test_filters_narrow_the_rows(gateway: Gateway, settings: Settings, pos
     department = targets.department_ids[0]
     _, raw = await report(admin, "learner-activity", includeInactive=True, filters={"departmentIds": [department]})
     assert {r["userId"] for r in orjson.loads(raw)} == {u for u in org.declared if org.department.get(u) == department}
+
+
+async def test_a_completed_job_publishes_report_generated(gateway: Gateway, settings: Settings, bootstrap: str) -> None:
+    admin = caller(gateway, settings, "subscriber-admin", unique_org(), "admin")
+    done, _ = await report(admin, "engagement-trend", "csv")
+    consumer = AIOKafkaConsumer(ANALYTICS_EVENTS, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    seen: list[dict[str, Any]] = []
+
+    async def read() -> list[dict[str, Any]]:
+        for records in (await consumer.getmany(timeout_ms=500)).values():
+            seen.extend(m for m in (orjson.loads(r.value) for r in records) if m.get("reportId") == done["id"])
+        return seen
+
+    try:
+        messages = await eventually(read, bool)
+    finally:
+        await consumer.stop()
+    assert messages == [
+        {
+            "eventType": "ReportGenerated", "reportId": done["id"], "reportType": "engagement-trend", "requestedBy": "admin",
+            "organizationId": done["organizationId"], "format": "csv", "filePath": done["output"]["storage"]["path"],
+            "generatedAt": done["completedAt"],
+        }
+    ]  # fmt: skip
