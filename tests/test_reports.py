@@ -33,6 +33,7 @@ from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
 from lms_events.topics import ANALYTICS_EVENTS
 from reports import jobs
+from reports.rows import staging_table
 from tests import analytics_model as model
 from tests.analytics_data import Dataset, generate
 from tests.support import Gateway, eventually, unique_org
@@ -492,3 +493,33 @@ async def test_a_completed_job_publishes_report_generated(gateway: Gateway, sett
             "generatedAt": done["completedAt"],
         }
     ]  # fmt: skip
+
+
+async def test_cancel_stops_a_running_job(gateway: Gateway, settings: Settings, store: ClickHouseStore) -> None:
+    """A job long enough to be caught writing (xlsx, 10 chunks) stops at its next chunk: no file, no completion."""
+    org = unique_org()
+    await store.execute(
+        "INSERT INTO learners SELECT {org:String}, concat('u', toString(number)), now64(3), "
+        "argMaxState('dep_a', now64(3)), argMaxState('student', now64(3)) FROM numbers(200000) GROUP BY number",
+        {"org": org},
+    )
+    admin = caller(gateway, settings, "subscriber-admin", org, "admin")
+    job = await admin.create({"reportType": "learner-activity", "name": "big", "output": {"format": "xlsx"}, "parameters": {"includeInactive": True}})
+
+    async def probe() -> dict[str, Any]:
+        return (await admin.call("GET", f"{JOBS}/{job['id']}"))[1]
+
+    running = await eventually(probe, lambda j: (j.get("progress") or {}).get("recordsProcessed", 0) > 0, timeout=60)
+    assert running["status"] == "running" and running["progress"]["totalRecords"] == 200_000
+    status, cancelled = await admin.call("POST", f"{JOBS}/{job['id']}/cancel")
+    assert status == 200 and cancelled["status"] == "cancelled"
+    # the worker noticed: its staging table dropped, its partial file removed
+    await eventually(
+        lambda: store.query("SELECT name FROM system.tables WHERE name = {t:String}", {"t": staging_table(job["id"])}),
+        lambda tables: tables == [],
+    )
+    assert not list((settings.reports_dir / org).glob(f"*{job['id']}*"))
+    transitions = [row["transition"] for row in await store.query(
+        "SELECT transition FROM report_jobs WHERE job_id = {j:String} ORDER BY version", {"j": job["id"]})]  # fmt: skip
+    assert transitions == ["created", "queued", "running", "cancelled"]
+    assert (await probe())["status"] == "cancelled"
