@@ -34,7 +34,7 @@ from analytics.progress import STATUSES
 from ingest import answers
 from ingest.body import MAX_BATCH_EVENTS, MAX_BODY_BYTES, MAX_EVENT_BYTES
 from lms_events.errors import ErrorAnswer
-from reports import models as report_models
+from reports import lookups, models as report_models
 from reports.writers import FORMATS
 
 OPENAPI_VERSION = "3.1.0"
@@ -401,8 +401,8 @@ def report_operations() -> dict[tuple[str, str], dict[str, Any]]:
         ("GET", jobs): _report(
             "The report jobs the caller may see, newest first (keyset pages)", _answer("a page", ref("ReportJobPage")),
             parameters=(
-                _query("status", {"type": "string"}, "a report-status lookup value"),
-                _query("reportType", {"type": "string"}, "a report-type lookup value"),
+                _query("status", {"enum": list(lookups.values("report-status"))}, "only jobs in this status"),
+                _query("reportType", {"enum": list(lookups.values("report-type"))}, "only jobs of this report type"),
                 _query("requestedBy", IDENTIFIER, "the requester's user id"),
                 LIMIT,
                 CURSOR,

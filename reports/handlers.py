@@ -9,6 +9,7 @@ caller's view, 409 an illegal transition, 410 an expired file.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 
@@ -22,7 +23,7 @@ from lms_events.errors import BadRequest, Conflict, Gone, NotFound
 from reports import jobs, lookups
 from reports.definitions import DEFINITIONS
 from reports.keys import LEDGER, QUEUE, STORAGE
-from reports.ledger import StoredJob, now_iso
+from reports.ledger import StoredJob, instant, now_iso
 from reports.models import (
     JobError,
     LookupValues,
@@ -79,10 +80,6 @@ async def _create(request: web.Request, overrides: dict[str, object] | None = No
         )
     stored = await submit(request.app[LEDGER], request.app[QUEUE], new_job(job_request, scope, organization_id))
     return _answer(stored, 202)
-
-
-def _instant(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 async def create_job(request: web.Request) -> web.Response:
@@ -161,7 +158,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     job = stored.job
     if job.status != jobs.COMPLETED or job.output.storage is None:
         raise Conflict(f"the job is {job.status}; only a completed job has a file", field="status")
-    expires = _instant(job.expires_at)
+    expires = instant(job.expires_at)
     storage = request.app[STORAGE]
     size = storage.size(job.output.storage)
     if (expires is not None and expires <= datetime.now(UTC)) or size is None:
@@ -175,7 +172,9 @@ async def download(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    for block in storage.read(job.output.storage):
+    blocks = storage.read(job.output.storage)
+    # file reads off the event loop, one block at a time
+    while (block := await asyncio.to_thread(next, blocks, None)) is not None:
         await response.write(block)
     await response.write_eof()
     return response

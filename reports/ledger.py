@@ -27,7 +27,7 @@ import orjson
 import pyarrow as pa
 from redis.asyncio import Redis
 
-from analytics.params import decode_cursor, encode_cursor, iso_z
+from analytics.params import decode_cursor, encode_cursor, iso_z, sql_time
 from analytics.scope import Scope
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.errors import Conflict, NotFound
@@ -39,6 +39,10 @@ TABLE = "report_jobs"
 DOWNLOADS = "report_downloads"
 KEY = "reports:job:{job_id}"
 PROGRESS_FIELDS = ("currentStep", "percentage", "recordsProcessed", "totalRecords")
+# A job's Redis hash lives this long after a final state; then its status is read from ClickHouse.
+FINAL_TTL_S = 7 * 24 * 3600
+# The status of a deleted job's hash: no transition starts from it.
+DELETED = "deleted"
 
 _TIME = pa.timestamp("ms", tz="UTC")
 # The columns of report_jobs, in the migration's order, with their Arrow types.
@@ -82,7 +86,8 @@ def now_iso() -> str:
     return iso_z(datetime.now(UTC))  # type: ignore[return-value]
 
 
-def _instant(value: str | None) -> datetime | None:
+def instant(value: str | None) -> datetime | None:
+    """A wire time (ISO 8601, Z) as a UTC datetime."""
     return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
@@ -112,17 +117,17 @@ def _row(stored: StoredJob, transition: str, deleted: bool = False) -> dict[str,
         "description": job.description, "parameters": msgspec.json.encode(job.parameters).decode(),
         "output_format": job.output.format, "output_filename": job.output.filename,
         "storage_provider": storage.provider or None, "storage_path": storage.path, "storage_bucket": storage.bucket,
-        "storage_key": storage.key, "storage_url": storage.url, "storage_expires_at": _instant(storage.expires_at),
+        "storage_key": storage.key, "storage_url": storage.url, "storage_expires_at": instant(storage.expires_at),
         "status": job.status, "priority": job.priority, "current_step": progress.current_step,
         "percentage": progress.percentage, "records_processed": progress.records_processed,
-        "total_records": progress.total_records, "scheduled_for": _instant(job.scheduled_for),
-        "started_at": _instant(job.started_at), "completed_at": _instant(job.completed_at),
-        "expires_at": _instant(job.expires_at), "error_code": error.code, "error_message": error.message,
+        "total_records": progress.total_records, "scheduled_for": instant(job.scheduled_for),
+        "started_at": instant(job.started_at), "completed_at": instant(job.completed_at),
+        "expires_at": instant(job.expires_at), "error_code": error.code, "error_message": error.message,
         "error_stack": stored.error_stack, "retry_count": error.retry_count,
-        "last_retry_at": _instant(error.last_retry_at), "requested_by": job.requested_by,
+        "last_retry_at": instant(error.last_retry_at), "requested_by": job.requested_by,
         "requester_role": stored.requester_role, "requester_departments": list(stored.requester_departments),
         "department_id": job.department_id, "visibility": job.visibility, "template_id": job.template_id,
-        "schedule_id": job.schedule_id, "created_at": _instant(job.created_at), "updated_at": _instant(job.updated_at),
+        "schedule_id": job.schedule_id, "created_at": instant(job.created_at), "updated_at": instant(job.updated_at),
     }  # fmt: skip
 
 
@@ -209,14 +214,20 @@ class Ledger:
             current = value.decode() if isinstance(value, bytes) else str(value)
             raise Conflict(f"a {current} job cannot become {target}", field="status")
         row["version"] = int(value)
+        if target in jobs.FINAL:
+            # Past a final state the hash only answers stale messages; ClickHouse has the job for good.
+            await self.redis.expire(stored.key, FINAL_TTL_S)
         await self._insert(row)
         return StoredJob(job, stored.requester_role, stored.requester_departments, int(value), error_stack)
 
     async def delete(self, stored: StoredJob) -> None:
+        # The hash stays, saying `deleted` (no transition starts there), until it expires: a worker
+        # finishing this job meanwhile cannot complete it.
+        await self.redis.hset(stored.key, "status", DELETED)
         version = int(await self.redis.hincrby(stored.key, "version", 1))
+        await self.redis.expire(stored.key, FINAL_TTL_S)
         gone = StoredJob(stored.job, stored.requester_role, stored.requester_departments, version)
         await self._append(gone, "deleted", deleted=True)
-        await self.redis.delete(stored.key)
 
     async def _latest(self, where: str, params: dict[str, Any], tail: str = "") -> list[dict[str, Any]]:
         return await self.store.query(
@@ -260,7 +271,8 @@ class Ledger:
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            next_cursor = encode_cursor([str(last["created_at"]).replace("T", " ").rstrip("Z"), last["job_id"]])
+            created = last["created_at"]
+            next_cursor = encode_cursor([sql_time(created) if isinstance(created, datetime) else str(created), last["job_id"]])
         return page, next_cursor
 
     async def history(self, organization_id: str, job_id: str) -> list[dict[str, Any]]:

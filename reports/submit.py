@@ -15,7 +15,7 @@ import msgspec
 
 from analytics.scope import Scope
 from reports import jobs
-from reports.ledger import Ledger, StoredJob, now_iso
+from reports.ledger import Ledger, StoredJob, instant, now_iso
 from reports.models import Output, ReportJob, ReportJobRequest
 from reports.queue import ReportQueue
 
@@ -34,7 +34,7 @@ def new_job(request: ReportJobRequest, scope: Scope, organization_id: str) -> St
 async def submit(ledger: Ledger, queue: ReportQueue, stored: StoredJob) -> StoredJob:
     stored = await ledger.create(stored)
     job = stored.job
-    due = None if job.scheduled_for is None else datetime.fromisoformat(job.scheduled_for.replace("Z", "+00:00"))
+    due = instant(job.scheduled_for)
     if due is not None and due > datetime.now(UTC):
         await queue.enqueue_at(job.id, job.organization_id, job.priority, due.timestamp())
         return stored

@@ -42,7 +42,7 @@ from lms_events.errors import Conflict, StorageError
 from lms_events.settings import Settings
 from reports import jobs
 from reports.generate import JobCancelled, generate
-from reports.ledger import Ledger, StoredJob, now_iso
+from reports.ledger import DELETED, Ledger, StoredJob, now_iso
 from reports.models import JobError, Progress
 from reports.published import ReportPublisher
 from reports.queue import Message, ReportQueue
@@ -119,8 +119,12 @@ class ReportWorker:
 
     async def process(self, message: Message) -> None:
         stored = await self.ledger.find(message.organization_id, message.job_id)
-        status = await self.ledger.status(message.job_id) if stored else None
-        if stored is None or status is None or status in jobs.FINAL:
+        if stored is None:  # deleted
+            await self.queue.ack(message)
+            return
+        # Redis decides; a job whose hash expired (or a Redis that lost it) is as ClickHouse has it.
+        status = await self.ledger.status(message.job_id) or stored.job.status
+        if status in jobs.FINAL or status == DELETED:
             await self.queue.ack(message)
             return
         try:
