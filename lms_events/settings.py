@@ -106,6 +106,10 @@ class Settings:
     reports_retry_base_s: float = field(default=5.0, metadata={"env": "LMS_EVENTS_REPORTS_RETRY_BASE_S"})
     # A completed report's file is downloadable this long (expiresAt), then removed.
     reports_retention_days: int = field(default=7, metadata={"env": "LMS_EVENTS_REPORTS_RETENTION_DAYS"})
+    # Report files in this S3-compatible bucket (credentials: the usual AWS_* chain); unset = the data dir.
+    reports_s3_bucket: str | None = field(default=None, metadata={"env": "LMS_EVENTS_REPORTS_S3_BUCKET"})
+    # Another S3-compatible service (MinIO, Ceph, a test server); unset = AWS.
+    reports_s3_endpoint_url: str | None = field(default=None, metadata={"env": "LMS_EVENTS_REPORTS_S3_ENDPOINT_URL"})
     # Whether `lms-events up` runs the report worker in-process (`lms-events reports` runs it alone).
     reports_worker: bool = field(default=True, metadata={"env": "LMS_EVENTS_REPORTS_WORKER"})
 

@@ -4,8 +4,9 @@ and Parquet: seconds and peak RSS of the worker process, per format.
 Each format runs in a worker process of its own on a chDB data dir that
 another process loaded: the worker opens it, stages the report's rows (the
 query, inside chDB, in this process) and writes them chunk by chunk. Peak RSS
-(sampled every 20 ms while the report runs) includes the chDB engine,
-in-process under `up`: `rss_chdb_open_mb` is what it holds with no data,
+(sampled every 20 ms) includes the chDB engine, in-process under `up`:
+`peak_rss_query_mb` while the report's query stages its rows (chDB's
+memory), `peak_rss_writing_mb` while they are written; `rss_chdb_open_mb` is what it holds with no data,
 `rss_at_start_mb` the process as the report starts.
 
     PYTHONPATH=. python load_tests/bench_reports.py [--rows 1000000] [--formats csv,xlsx,parquet]
@@ -79,7 +80,8 @@ async def _one(output_format: str, rows: int, data_dir: Path) -> dict[str, objec
     from reports.generate import generate
     from reports.ledger import StoredJob
     from reports.models import OutputRequest, Parameters, ReportJobRequest
-    from reports.storage import LocalStorage
+    from lms_events.settings import Settings
+    from reports.storage import ReportFiles
     from reports.submit import new_job
 
     store = ChdbStore(str(data_dir / "clickhouse"), "lms_events")
@@ -95,10 +97,15 @@ async def _one(output_format: str, rows: int, data_dir: Path) -> dict[str, objec
     started = time.perf_counter()
 
     async def progress(p: object) -> bool:
-        stages.setdefault(getattr(p, "current_step", ""), time.perf_counter() - started)
+        step = getattr(p, "current_step", "")
+        if step not in stages:
+            stages[step] = time.perf_counter() - started
+            if step == "writing":  # the query is done: from here on the peak is the writer's
+                stages["query_peak_mb"] = sampler.peak
+                sampler.peak = _rss_mb()
         return True
 
-    location, final = await generate(store, LocalStorage(data_dir / "reports"), stored, dropped_after_days=30, on_progress=progress)
+    location, final = await generate(store, ReportFiles(Settings(data_dir=data_dir)), stored, dropped_after_days=30, on_progress=progress)
     seconds = time.perf_counter() - started
     sampler.stop()
     size = (data_dir / "reports" / str(location.path)).stat().st_size
@@ -107,7 +114,7 @@ async def _one(output_format: str, rows: int, data_dir: Path) -> dict[str, objec
     return {
         "format": output_format, "rows": rows, "seconds": round(seconds, 2),
         "first_chunk_seconds": round(stages.get("writing", seconds), 2), "rss_at_start_mb": round(sampler.start),
-        "peak_rss_mb": round(sampler.peak), "rss_chdb_open_mb": round(opened_mb), "file_mb": round(size / 2**20, 1),
+        "peak_rss_query_mb": round(stages.get("query_peak_mb", 0)), "peak_rss_writing_mb": round(sampler.peak), "rss_chdb_open_mb": round(opened_mb), "file_mb": round(size / 2**20, 1),
     }  # fmt: skip
 
 

@@ -27,7 +27,7 @@ from reports.keys import LEDGER, QUEUE, STORAGE
 from reports.ledger import Ledger
 from reports.published import ReportPublisher
 from reports.queue import ReportQueue
-from reports.storage import LocalStorage
+from reports.storage import ReportFiles
 from reports.worker import CLAIM_BLOCK_MS, ReportWorker
 
 PREFIX = "/api/v1"
@@ -47,7 +47,7 @@ def add_reports(
     """Routes of the report API; with `worker` (default: settings.reports_worker) the worker runs in the app too."""
     if JWT_SECRET not in app:
         app[JWT_SECRET] = load_or_create_secret(settings.jwt_secret, settings.data_dir, SECRET_FILE)
-    app[STORAGE] = LocalStorage(settings.reports_dir)
+    app[STORAGE] = ReportFiles(settings)
     run_worker = settings.reports_worker if worker is None else worker
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

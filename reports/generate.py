@@ -22,7 +22,7 @@ from reports.definitions import DEFINITIONS, request_for
 from reports.ledger import StoredJob, now_iso
 from reports.models import Progress, Storage
 from reports.rows import stage
-from reports.storage import LocalStorage
+from reports.storage import ReportFiles
 from reports.writers import FORMATS, Document, open_writer
 
 CHART_BARS = 15
@@ -49,7 +49,7 @@ def _parameters(stored: StoredJob) -> dict[str, str]:
 
 async def generate(
     store: ClickHouseStore,
-    storage: LocalStorage,
+    storage: ReportFiles,
     stored: StoredJob,
     *,
     dropped_after_days: int,
@@ -86,7 +86,7 @@ async def generate(
                 await asyncio.to_thread(writer.close)
                 raise JobCancelled(job.id)
         await asyncio.to_thread(writer.close)
-        stored_at = storage.commit(scratch, job.organization_id, job.id, output.extension)
+        stored_at = await asyncio.to_thread(storage.commit, scratch, job.organization_id, job.id, output.extension)
     except BaseException:
         storage.discard(scratch)
         raise

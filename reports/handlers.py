@@ -140,7 +140,7 @@ async def delete_job(request: web.Request) -> web.Response:
         except Conflict:
             stored = await ledger.visible(scope, stored.job.id)  # it finished meanwhile
     if stored.job.output.storage is not None:
-        request.app[STORAGE].delete(stored.job.output.storage)
+        await asyncio.to_thread(request.app[STORAGE].delete, stored.job.output.storage)
     await ledger.delete(stored)
     return web.Response(status=204)
 
@@ -160,7 +160,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         raise Conflict(f"the job is {job.status}; only a completed job has a file", field="status")
     expires = instant(job.expires_at)
     storage = request.app[STORAGE]
-    size = storage.size(job.output.storage)
+    size = await asyncio.to_thread(storage.size, job.output.storage)
     if (expires is not None and expires <= datetime.now(UTC)) or size is None:
         raise Gone("the report's file has expired; run the report again")
     await request.app[LEDGER].record_download(stored, scope.sub)

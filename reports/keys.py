@@ -6,8 +6,8 @@ from aiohttp import web
 
 from reports.ledger import Ledger
 from reports.queue import ReportQueue
-from reports.storage import LocalStorage
+from reports.storage import ReportFiles
 
 LEDGER = web.AppKey("reports_ledger", Ledger)
 QUEUE = web.AppKey("reports_queue", ReportQueue)
-STORAGE = web.AppKey("reports_storage", LocalStorage)
+STORAGE = web.AppKey("reports_storage", ReportFiles)

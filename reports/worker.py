@@ -46,7 +46,7 @@ from reports.ledger import DELETED, Ledger, StoredJob, now_iso
 from reports.models import JobError, Progress
 from reports.published import ReportPublisher
 from reports.queue import Message, ReportQueue
-from reports.storage import LocalStorage
+from reports.storage import ReportFiles
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +74,7 @@ class ReportWorker:
         self.publisher = publisher
         self.ledger = Ledger(store, redis)
         self.queue = ReportQueue(redis)
-        self.storage = LocalStorage(settings.reports_dir)
+        self.storage = ReportFiles(settings)
         self.consumer = consumer_name()
         self._visibility_ms = int(settings.reports_visibility_s * 1000)
 
@@ -194,7 +194,7 @@ class ReportWorker:
                 output=msgspec.structs.replace(job.output, storage=located),
             )
         except Conflict:  # cancelled while the file was being stored
-            self.storage.delete(located)
+            await asyncio.to_thread(self.storage.delete, located)
             return
         log.info("report_job_completed", job_id=job.id, report_type=job.report_type, rows=progress.total_records,
                  seconds=round(time.monotonic() - started, 3))  # fmt: skip
@@ -233,7 +233,7 @@ class ReportWorker:
             if stored is None:
                 continue
             if stored.job.output.storage is not None:
-                self.storage.delete(stored.job.output.storage)
+                await asyncio.to_thread(self.storage.delete, stored.job.output.storage)
             await self.ledger.delete(stored)
         if rows:
             log.info("report_jobs_expired", jobs=len(rows))
