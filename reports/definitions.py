@@ -105,6 +105,8 @@ class Definition:
     summary: dict[str, str]
     # (label column, value column) of the PDF's bar chart.
     chart: tuple[str, str]
+    # A series over time charts its latest bars in order; the others their largest values.
+    chronological: bool = False
 
 
 def _learner_activity(r: Request) -> str:
@@ -320,6 +322,7 @@ DEFINITIONS: dict[str, Definition] = {
             _engagement_trend,
             {"Days": "count()", "Events": "sum(events)", "Learning hours": "round(sum(learningHours), 2)"},
             ("date", "events"),
+            chronological=True,
         ),
         Definition(
             "at-risk-learners",

@@ -70,7 +70,11 @@ async def generate(
             columns=definition.columns,
             summary=await staged.summary(definition),
             chart=await staged.chart(definition, CHART_BARS),
-            chart_label=f"Top {CHART_BARS} by {definition.chart[1]}",
+            chart_label=(
+                f"{definition.chart[1]} by {definition.chart[0]}, the last {CHART_BARS}"
+                if definition.chronological
+                else f"Top {CHART_BARS} by {definition.chart[1]}"
+            ),
             total_rows=staged.total,
         )
         writer = await asyncio.to_thread(open_writer, job.output.format, scratch, document)

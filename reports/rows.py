@@ -49,11 +49,13 @@ class Staged:
 
     async def chart(self, definition: Definition, bars: int) -> list[tuple[str, float]]:
         label, value = definition.chart
+        order = "label DESC" if definition.chronological else "value DESC, label"
         rows = await self.store.query(
             f"SELECT toString({label}) AS label, toFloat64(ifNull({value}, 0)) AS value FROM {self.table} "
-            f"ORDER BY value DESC, label LIMIT {int(bars)}"
+            f"ORDER BY {order} LIMIT {int(bars)}"
         )
-        return [(row["label"], float(row["value"])) for row in rows]
+        bars_found = [(row["label"], float(row["value"])) for row in rows]
+        return bars_found[::-1] if definition.chronological else bars_found
 
     async def drop(self) -> None:
         await self.store.execute(f"DROP TABLE IF EXISTS {self.table}")

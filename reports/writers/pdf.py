@@ -113,7 +113,8 @@ class PdfWriter:
             pdf.set_fill_color(*_ACCENT)
             pdf.rect(_MARGIN + label_w, y + 0.8, max(bar_w * value / top, 0.3), _BAR_H - 1.6, style="F")
             pdf.set_xy(_MARGIN + label_w + bar_w + 2, y)
-            pdf.cell(18, _BAR_H, _latin(round(value, 2)), new_x="LMARGIN", new_y="NEXT")
+            shown = int(value) if value.is_integer() else round(value, 2)
+            pdf.cell(18, _BAR_H, _figure(shown), new_x="LMARGIN", new_y="NEXT")
         pdf.ln(4)
 
     def _header(self) -> None:
