@@ -101,7 +101,6 @@ async def publishing(settings: Settings) -> AsyncIterator[ReportPublisher | None
         yield None
         return
     publisher = ReportPublisher(settings.kafka_bootstrap_servers)
-    await publisher.start()
     try:
         yield publisher
     finally:

@@ -4,7 +4,9 @@ one per completed job, keyed by organization.
 A notification about a file that already exists: published after the
 job's completed transition, so a worker killed between the two loses the
 message (consumers can list completed jobs); a broker that does not take
-it within PUBLISH_TIMEOUT_S is logged, never fails the job.
+it within PUBLISH_TIMEOUT_S is logged, never fails the job. The producer
+connects on first use: a broker that is down when the process starts
+(the gateway answers 503 meanwhile) must not keep it from starting.
 """
 
 from __future__ import annotations
@@ -42,21 +44,29 @@ def report_generated(stored: StoredJob) -> dict[str, object]:
 
 class ReportPublisher:
     def __init__(self, bootstrap: str) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
+        self._bootstrap = bootstrap
+        self._producer: AIOKafkaProducer | None = None
 
-    async def start(self) -> None:
-        await self._producer.start()
+    async def _connected(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=False)
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
 
     async def publish(self, stored: StoredJob) -> None:
+        message = orjson.dumps(report_generated(stored))
         try:
-            await asyncio.wait_for(
-                self._producer.send_and_wait(
-                    ANALYTICS_EVENTS, orjson.dumps(report_generated(stored)), key=stored.job.organization_id.encode()
-                ),
-                PUBLISH_TIMEOUT_S,
-            )
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                producer = await self._connected()
+                await producer.send_and_wait(ANALYTICS_EVENTS, message, key=stored.job.organization_id.encode())
         except (KafkaError, TimeoutError) as exc:
             log.warning("report_generated_not_published", job_id=stored.job.id, error_type=type(exc).__name__)

@@ -26,6 +26,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 from pypdf import PdfReader
+from redis.asyncio import Redis
 
 from lms_events import tokens
 from lms_events.clickhouse import ClickHouseStore
@@ -34,6 +35,7 @@ from lms_events.settings import Settings
 from lms_events.topics import ANALYTICS_EVENTS
 from reports import jobs
 from reports.rows import staging_table
+from reports.worker import ReportWorker
 from tests import analytics_model as model
 from tests.analytics_data import Dataset, generate
 from tests.support import Gateway, eventually, unique_org
@@ -158,7 +160,9 @@ async def test_lookup_values_are_served(gateway: Gateway, settings: Settings) ->
 # Lifecycle -----------------------------------------------------------------------
 
 
-async def test_lifecycle_download_and_illegal_transitions(gateway: Gateway, settings: Settings, posted: Posted) -> None:
+async def test_lifecycle_download_and_illegal_transitions(
+    gateway: Gateway, settings: Settings, store: ClickHouseStore, posted: Posted
+) -> None:
     admin = caller(gateway, settings, "subscriber-admin", posted.org, "admin")
     job = await admin.create({"reportType": "course-completion", "name": "Completion", "output": {"format": "csv", "filename": "completion-q1"}})
     assert job["status"] == "queued" and job["requestedBy"] == "admin" and job["visibility"] == "private"
@@ -173,6 +177,8 @@ async def test_lifecycle_download_and_illegal_transitions(gateway: Gateway, sett
     assert headers["Content-Type"].startswith("text/csv")
     assert headers["Content-Disposition"] == 'attachment; filename="completion-q1.csv"'
     assert body.startswith(b"courseId,enrollments,completions")
+    downloads = await store.query("SELECT downloaded_by FROM report_downloads WHERE job_id = {j:String}", {"j": job["id"]})
+    assert downloads == [{"downloaded_by": "admin"}]  # the audit trail: who, which job (and when)
 
     for action in ("cancel", "retry"):
         status, answer = await admin.call("POST", f"{JOBS}/{job['id']}/{action}")
@@ -197,7 +203,9 @@ async def test_a_scheduled_job_waits_pending_and_can_be_cancelled(gateway: Gatew
     assert (await admin.call("POST", f"{JOBS}/{job['id']}/cancel"))[0] == 409
 
 
-async def test_an_expired_file_is_410(gateway: Gateway, settings: Settings, store: ClickHouseStore, posted: Posted) -> None:
+async def test_an_expired_file_is_410_then_removed(
+    gateway: Gateway, settings: Settings, store: ClickHouseStore, posted: Posted, redis_url: str
+) -> None:
     admin = caller(gateway, settings, "subscriber-admin", posted.org, "admin")
     job = await admin.create({"reportType": "assessment-results", "name": "Old"})
     await admin.finished(job["id"])
@@ -209,6 +217,17 @@ async def test_an_expired_file_is_410(gateway: Gateway, settings: Settings, stor
     )
     status, _, body = await admin.download(job["id"])
     assert status == 410, body
+    # the worker's cleanup pass (every minute; here at once) removes the file and the job
+    done = await admin.finished(job["id"])
+    path = settings.reports_dir / done["output"]["storage"]["path"]
+    assert path.is_file()
+    redis = Redis.from_url(redis_url)
+    try:
+        assert await ReportWorker(settings, store, redis).remove_expired() >= 1
+    finally:
+        await redis.aclose()
+    assert not path.exists()
+    assert (await admin.call("GET", f"{JOBS}/{job['id']}"))[0] == 404
 
 
 async def test_aliases_of_the_analytics_seed(gateway: Gateway, settings: Settings, posted: Posted) -> None:

@@ -2,7 +2,7 @@
 its error kept; a client's retry queues it again (failed -> queued).
 
 The job's type is one the lookup values know and no worker generates yet
-(compliance): what a newer API could have stored. A worker of the test's
+(content-usage): what a newer API could have stored. A worker of the test's
 own, on a Redis database of its own, with no backoff to wait for.
 """
 
@@ -45,7 +45,7 @@ async def test_a_failing_job_is_retried_then_failed_then_retried_by_hand(ledger:
     book, queue = ledger
     org = unique_org()
     scope = Scope.of(Principal("admin", Role.SUBSCRIBER_ADMIN, org))
-    stored = await submit(book, queue, new_job(ReportJobRequest(report_type="compliance", name="not yet"), scope, org))
+    stored = await submit(book, queue, new_job(ReportJobRequest(report_type="content-usage", name="not yet"), scope, org))
 
     async def current() -> str | None:
         found = await book.find(org, stored.job.id)
