@@ -118,6 +118,11 @@ async def start_gateway(
     if store is not None:  # as under `lms-events up`: the process owning ClickHouse serves the read side too
         add_api(app, settings, store=store)
         add_reports(app, settings, store=store)
+    return await serve(app)
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """`app` documented (add_docs, as every entry point does) and listening on a free port."""
     add_docs(app)
     runner = web.AppRunner(app)
     await runner.setup()

@@ -17,10 +17,9 @@ from redis.asyncio import Redis
 
 from ingest.handlers import error_middleware
 from lms_events.clickhouse import ClickHouseStore
-from lms_events.docs import add_docs
 from lms_events.settings import Settings
 from reports.app import add_reports
-from tests.support import Gateway, unique_org
+from tests.support import Gateway, serve, unique_org
 from tests.test_reports import JOBS, caller
 
 BUCKET = "lms-reports"
@@ -48,14 +47,9 @@ async def s3_api(store: ClickHouseStore, settings: Settings, redis_url: str, s3_
     configured = settings.with_overrides(redis_url=url, reports_s3_bucket=BUCKET, reports_s3_endpoint_url=s3_url)
     app = web.Application(middlewares=[error_middleware])
     add_reports(app, configured, store=store)
-    add_docs(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    runner, base_url = await serve(app)
     async with aiohttp.ClientSession() as session:
-        yield Gateway(f"http://{host}:{port}", session, app)
+        yield Gateway(base_url, session, app)
     await runner.cleanup()
 
 
