@@ -203,6 +203,8 @@ def _banner(pipeline: Pipeline, gateway_url: str, demo_key: str | None, demo_tok
             "lms-events is up",
             f"  gateway     {gateway_url}  (POST /v1/batch, POST /v1/events, GET /health)",
             f"  api         {gateway_url}/api/v1  (GET /api/v1/dashboard, ...; docs at {gateway_url}/docs)",
+            f"  reports     {gateway_url}/api/v1/report-jobs  "
+            f"({'worker in this process' if settings.reports_worker else 'no worker: run `lms-events reports`'})",
             f"  kafka       {settings.kafka_bootstrap_servers}{'  (embedded Tansu)' if pipeline.embedded_kafka else ''}",
             f"  redis       {settings.redis_url}{'  (embedded valkey)' if pipeline.embedded_redis else ''}",
             f"  clickhouse  {clickhouse}, database {store.database}",

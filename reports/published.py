@@ -18,12 +18,11 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from lms_events.topics import ANALYTICS_EVENTS
+from lms_events.topics import ANALYTICS_EVENTS, REPORT_GENERATED
 from reports.ledger import StoredJob
 
 log = structlog.get_logger(__name__)
 
-EVENT_TYPE = "ReportGenerated"
 PUBLISH_TIMEOUT_S = 5.0
 
 
@@ -31,7 +30,7 @@ def report_generated(stored: StoredJob) -> dict[str, object]:
     job = stored.job
     storage = job.output.storage
     return {
-        "eventType": EVENT_TYPE,
+        "eventType": REPORT_GENERATED,
         "reportId": job.id,
         "reportType": job.report_type,
         "requestedBy": job.requested_by,
