@@ -8,7 +8,7 @@ Each resource is one async context manager in `cleanup_ctx`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -75,10 +75,13 @@ def add_api(app: web.Application, settings: Settings, *, store: ClickHouseStore 
     app.router.add_get(f"{PREFIX}/me/data-usage", handlers.get_my_data_usage)
 
 
-def create_api_app(settings: Settings) -> web.Application:
-    """The API in a process of its own (`lms-events api`); its /openapi.json describes what it serves: the API."""
+def create_api_app(settings: Settings, *more: Callable[[web.Application], None]) -> web.Application:
+    """The API in a process of its own (`lms-events api`), with the read-side parts in `more`
+    (the entry point passes the report API); its /openapi.json describes what it serves."""
     app = web.Application(middlewares=[error_middleware])
     add_api(app, settings)
     add_query_api(app)
+    for add in more:
+        add(app)
     add_docs(app)
     return app

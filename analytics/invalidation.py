@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from analytics.cache import bump
-from lms_events.topics import ANALYTICS_EVENTS
+from lms_events.topics import ANALYTICS_EVENTS, ANALYTICS_UPDATED
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +40,10 @@ async def _follow(bootstrap: str, redis: Redis) -> None:
             for records in batches.values():
                 for record in records:
                     with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
-                        organizations.add(str(orjson.loads(record.value).get("organizationId") or ""))
+                        message = orjson.loads(record.value)
+                        # the topic also carries ReportGenerated, which changes no figure
+                        if message.get("eventType") == ANALYTICS_UPDATED:
+                            organizations.add(str(message.get("organizationId") or ""))
             await bump(redis, organizations)
     finally:
         await consumer.stop()

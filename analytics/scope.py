@@ -33,12 +33,17 @@ _PARAM_DEPARTMENTS = "scope_departments"
 
 _ORG = f"{{{_PARAM_ORG}:String}}"
 _SUB = f"{{{_PARAM_SUB}:String}}"
+_DEPARTMENTS = f"{{{_PARAM_DEPARTMENTS}:String}}"
+# For readers whose own rows name a user or department (report jobs): the caller's
+# id and departments (a JSON array) as bound by every scope.
+CALLER = _SUB
+CALLER_DEPARTMENTS = f"JSONExtract({_DEPARTMENTS}, 'Array(String)')"
 
 # Users whose latest department is one of the caller's.
 _DEPARTMENT_USERS = f"""
     SELECT organization_id, user_id FROM learners WHERE organization_id = {_ORG}
     GROUP BY organization_id, user_id
-    HAVING has(JSONExtract({{{_PARAM_DEPARTMENTS}:String}}, 'Array(String)'), argMaxMerge(department_id))"""
+    HAVING has({CALLER_DEPARTMENTS}, argMaxMerge(department_id))"""
 
 # Users enrolled with a class whose latest teacher list holds the caller, and the caller.
 _CLASS_USERS = f"""

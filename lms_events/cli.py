@@ -4,6 +4,7 @@
     lms-events gateway   the HTTP gateway alone (needs KAFKA_BOOTSTRAP_SERVERS)
     lms-events worker    the stream app alone (needs KAFKA_BOOTSTRAP_SERVERS)
     lms-events api       the analytics API alone (needs CLICKHOUSE_URL and REDIS_URL)
+    lms-events reports   the report worker alone (needs REDIS_URL; owns chDB without CLICKHOUSE_URL)
     lms-events migrate   apply pending ClickHouse migrations
     lms-events token --org ORG --role ROLE --sub USER [--departments D1,D2]
                          mint a read token (development, examples)
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("gateway", help="run the HTTP gateway against configured servers")
     commands.add_parser("worker", help="run the stream worker against configured servers")
     commands.add_parser("api", help="run the analytics API against a ClickHouse server")
+    commands.add_parser("reports", help="run the report worker (jobs from the Redis queue)")
     commands.add_parser("migrate", help="apply pending ClickHouse migrations")
     token = commands.add_parser("token", help="mint a read token (JWT) signed with LMS_EVENTS_JWT_SECRET")
     token.add_argument("--role", required=True, choices=[str(role) for role in Role])
@@ -184,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             _run(runtime.run_worker(settings))
         elif args.command == "api":
             runtime.run_api(settings)
+        elif args.command == "reports":
+            _run(runtime.run_reports(settings))
         elif args.command == "token":
             departments = [d for d in args.departments.split(",") if d]
             try:

@@ -43,6 +43,10 @@ class ClickHouseStore(Protocol):
 
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
+    async def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """The result as Arrow (typed columns, no per-row objects): how reports read their rows."""
+        ...
+
     async def query_arrow_with(
         self, rows: pa.Table, sql: Callable[[str], str], params: dict[str, Any] | None = None
     ) -> pa.Table:
@@ -115,6 +119,9 @@ class ChdbStore:
         body, _ = await self._call(self._run_bytes, sql, "JSONEachRow", params)
         return [orjson.loads(line) for line in body.splitlines() if line]
 
+    async def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        return await self._call(self._run, sql, "ArrowTable", params)
+
     async def query_arrow_with(
         self, rows: pa.Table, sql: Callable[[str], str], params: dict[str, Any] | None = None
     ) -> pa.Table:
@@ -183,6 +190,12 @@ class ServerStore:
         except Exception as exc:
             raise StorageError(str(exc)) from exc
         return list(result.named_results())
+
+    async def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        try:
+            return await self._client.query_arrow(sql, parameters=params)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
 
     async def query_arrow_with(
         self, rows: pa.Table, sql: Callable[[str], str], params: dict[str, Any] | None = None

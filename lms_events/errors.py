@@ -11,6 +11,8 @@
         ├── Unauthorized       missing, unknown or revoked write key or token -> 401
         ├── Forbidden          a valid token whose role may not do this -> 403
         ├── NotFound           unknown resource (event type schema) -> 404
+        ├── Conflict           the resource's state forbids this (a report job's transition) -> 409
+        ├── Gone               the resource existed and has expired (a report file) -> 410
         ├── PayloadTooLarge    a size limit was exceeded -> 413
         ├── LimitExceeded      an analyst query hit an engine limit (time, rows, memory) -> 422
         └── RateLimited        the write key's token bucket, or an organization's query slots, are used up -> 429
@@ -89,6 +91,14 @@ class Forbidden(ClientError):
 
 class NotFound(ClientError):
     status = 404
+
+
+class Conflict(ClientError):
+    status = 409
+
+
+class Gone(ClientError):
+    status = 410
 
 
 class PayloadTooLarge(ClientError):

@@ -3,6 +3,7 @@
     gateway request bodies   schemas/*.json (the gateway's own rulebook), `$defs` hoisted
     gateway answers          ingest/answers.py
     analytics answers        analytics/models.py (the handlers encode through them)
+    report jobs              reports/models.py (request and answers), reports/writers FORMATS
     errors                   lms_events.errors.ErrorAnswer
     parameters               the constants of analytics.params, progress, drilldown
 
@@ -34,6 +35,8 @@ from analytics.progress import STATUSES
 from ingest import answers
 from ingest.body import MAX_BATCH_EVENTS, MAX_BODY_BYTES, MAX_EVENT_BYTES
 from lms_events.errors import ErrorAnswer
+from reports import lookups, models as report_models
+from reports.writers import FORMATS
 
 OPENAPI_VERSION = "3.1.0"
 SCHEMA_REF = "#/components/schemas/{name}"
@@ -100,7 +103,7 @@ def hoisted(file: str, name: str) -> dict[str, Any]:
 
 @cache
 def component_schemas() -> dict[str, Any]:
-    structs = (*models.ANSWERS, *answers.ANSWERS, models.QueryRequest, ErrorAnswer)
+    structs = (*models.ANSWERS, *report_models.ANSWERS, *answers.ANSWERS, models.QueryRequest, ErrorAnswer)
     _, generated = msgspec.json.schema_components(structs, ref_template=SCHEMA_REF)
     for file, name in REQUEST_SCHEMAS.items():
         request_schemas = hoisted(file, name)
@@ -139,6 +142,8 @@ NOT_FOUND = _error("no such entity in the caller's scope (existence outside it i
 
 WRITE_ERRORS = {"400": BAD_REQUEST, "401": UNAUTHORIZED, "413": TOO_LARGE, "429": RATE_LIMITED, "503": BROKER_DOWN}
 READ_ERRORS = {"400": BAD_REQUEST, "401": UNAUTHORIZED, "403": FORBIDDEN}
+CONFLICT = _error("the job's status does not allow this (e.g. cancel a completed job); `field` is status")
+GONE = _error("the report's file has expired (past expiresAt); run the report again")
 
 
 def _json_or_csv(description: str, model: str, csv_shape: str) -> dict[str, Any]:
@@ -460,11 +465,92 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
+def _report(
+    summary: str,
+    ok: dict[str, Any],
+    *,
+    status: str = "200",
+    parameters: tuple[dict[str, Any], ...] = (),
+    body: dict[str, Any] | None = None,
+    **errors: dict[str, Any],
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "tags": ["reports"],
+        "summary": summary,
+        "security": [{READ_TOKEN: []}],
+        "parameters": [*parameters, ORGANIZATION],
+        "responses": {status: ok, **READ_ERRORS, **errors},
+    }
+    if body is not None:
+        operation["requestBody"] = body
+    return operation
+
+
+JOB_ID = _path("jobId", "the report job's id")
+_JOB = _answer("the job", ref("ReportJob"))
+_JOB_BODY = {"required": True, "content": {JSON: {"schema": ref("ReportJobRequest")}}}
+_FILE = {
+    "description": "the file, streamed, with Content-Disposition naming it",
+    "content": {fmt.content_type: {"schema": {"type": "string", "format": "binary"}} for fmt in FORMATS.values()},
+}
+
+
+def report_operations() -> dict[tuple[str, str], dict[str, Any]]:
+    jobs, job = "/api/v1/report-jobs", "/api/v1/report-jobs/{jobId}"
+    return {
+        ("POST", jobs): _report(
+            "Create a report job: queued at once, or pending until scheduledFor", _answer("accepted", ref("ReportJob")),
+            status="202", body=_JOB_BODY,
+        ),
+        ("GET", jobs): _report(
+            "The report jobs the caller may see, newest first (keyset pages)", _answer("a page", ref("ReportJobPage")),
+            parameters=(
+                _query("status", {"enum": list(lookups.values("report-status"))}, "only jobs in this status"),
+                _query("reportType", {"enum": list(lookups.values("report-type"))}, "only jobs of this report type"),
+                _query("requestedBy", IDENTIFIER, "the requester's user id"),
+                LIMIT,
+                CURSOR,
+            ),
+        ),
+        ("GET", job): _report("One report job, with live progress while it runs", _JOB, parameters=(JOB_ID,), **{"404": NOT_FOUND}),
+        ("DELETE", job): _report(
+            "Delete a job and its file (a job not yet final is cancelled first)", {"description": "deleted"},
+            status="204", parameters=(JOB_ID,), **{"404": NOT_FOUND},
+        ),
+        ("POST", f"{job}/cancel"): _report(
+            "Cancel a pending, queued or running job (a running one stops within a chunk)", _JOB,
+            parameters=(JOB_ID,), **{"404": NOT_FOUND, "409": CONFLICT},
+        ),
+        ("POST", f"{job}/retry"): _report(
+            "Queue a failed job again", _answer("queued", ref("ReportJob")), status="202",
+            parameters=(JOB_ID,), **{"404": NOT_FOUND, "409": CONFLICT},
+        ),
+        ("GET", f"{job}/download"): _report(
+            "Download a completed job's file", _FILE, parameters=(JOB_ID,),
+            **{"404": NOT_FOUND, "409": CONFLICT, "410": GONE},
+        ),
+        ("GET", "/api/v1/reports"): _report("The report types generated here", _answer("report types", ref("ReportTypeList"))),
+        ("POST", "/api/v1/reports/{reportId}/generate"): _report(
+            "Create a job of this report type (the body of POST /api/v1/report-jobs; reportType is the path's)",
+            _answer("accepted", ref("ReportJob")), status="202",
+            parameters=(_path("reportId", "a report-type lookup value"),),
+            body={"required": False, "content": {JSON: {"schema": {"type": "object"}}}},
+        ),
+        ("GET", "/api/v1/reports/{reportId}/status/{jobId}"): _report(
+            "A job of this report type", _JOB, parameters=(_path("reportId", "a report-type lookup value"), JOB_ID),
+            **{"404": NOT_FOUND},
+        ),
+        ("GET", "/api/v1/report-lookups"): _report(
+            "Every lookup category and its allowed values", _answer("lookup values", ref("LookupValues"))
+        ),
+    }  # fmt: skip
+
+
 def document(routes: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """The document of these (method, path) routes, in path order."""
     paths: dict[str, dict[str, Any]] = {}
     for method, path in sorted(routes, key=lambda route: (route[1], route[0])):
-        operation = operations().get((method, path))
+        operation = operations().get((method, path)) or report_operations().get((method, path))
         if operation is None:
             raise LookupError(f"{method} {path} has no OpenAPI operation; describe it in lms_events/openapi.py")
         paths.setdefault(path, {})[method.lower()] = operation

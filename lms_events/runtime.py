@@ -37,6 +37,7 @@ from ingest.app import create_app
 from ingest.health import StreamWorkerState
 from ingest.keys import STREAM_WORKER
 from lms_events import embedded, spooling, tokens, write_keys
+from reports.app import add_reports, run_worker as run_report_worker
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.docs import add_docs
 from lms_events.errors import ConfigError, EmbeddedStartError, StorageError
@@ -228,6 +229,8 @@ def _banner(pipeline: Pipeline, gateway_url: str, demo_key: str | None, demo_tok
             "lms-events is up",
             f"  gateway     {gateway_url}  (POST /v1/batch, POST /v1/events, GET /health)",
             f"  api         {gateway_url}/api/v1  (GET /api/v1/dashboard, ...; docs at {gateway_url}/docs)",
+            f"  reports     {gateway_url}/api/v1/report-jobs  "
+            f"({'worker in this process' if settings.reports_worker else 'no worker: run `lms-events reports`'})",
             f"  kafka       {settings.kafka_bootstrap_servers}{'  (embedded Tansu)' if pipeline.embedded_kafka else ''}",
             f"  redis       {settings.redis_url}{'  (embedded valkey)' if pipeline.embedded_redis else ''}",
             f"  clickhouse  {clickhouse}, database {store.database}",
@@ -301,6 +304,7 @@ async def run_up(settings: Settings) -> None:
         app[STREAM_WORKER] = worker
         add_api(app, settings, store=pipeline.store)
         add_query_api(app)
+        add_reports(app, settings, store=pipeline.store)  # and its worker, unless LMS_EVENTS_REPORTS_WORKER=false
         add_docs(app)  # last: the document describes every route added before it
         runner = web.AppRunner(
             app,
@@ -380,12 +384,27 @@ def run_api(settings: Settings) -> None:
     if settings.clickhouse_url is None:
         raise ConfigError("CLICKHOUSE_URL", "`lms-events api` reads a ClickHouse server; `lms-events up` serves the API itself")
     web.run_app(
-        create_api_app(settings),
+        create_api_app(settings, lambda app: add_reports(app, settings, worker=False)),
         host=settings.gateway_host,
         port=settings.gateway_port,
         access_log=None,
         print=lambda line: print(line, file=sys.stderr),
     )
+
+
+async def run_reports(settings: Settings) -> None:
+    """The report worker alone. With embedded chDB it owns the data dir (run it instead of `up`,
+    e.g. to generate queued reports); with CLICKHOUSE_URL run as many as the load needs."""
+    if settings.redis_url is None:
+        raise ConfigError("REDIS_URL", "`lms-events reports` takes jobs from a Redis queue")
+    stop = _stop_on_signals()
+    async with AsyncExitStack() as stack:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = await open_store(settings)
+        stack.push_async_callback(store.close)
+        await migrate(store)
+        await run_report_worker(settings, store, stop)
+    log.info("stopped")
 
 
 def mint_token(settings: Settings, *, sub: str, role: str, organization_id: str | None, departments: list[str]) -> str:

@@ -103,6 +103,22 @@ class Settings:
     query_max_memory_bytes: int = field(default=2 * 1024**3, metadata={"env": "LMS_EVENTS_QUERY_MAX_MEMORY_BYTES"})
     query_concurrency: int = field(default=2, metadata={"env": "LMS_EVENTS_QUERY_CONCURRENCY"})
 
+    # Report worker (reports/). Jobs generated at once by one worker process; with
+    # embedded chDB every query shares one engine thread, so more mostly queues.
+    reports_concurrency: int = field(default=4, metadata={"env": "LMS_EVENTS_REPORTS_CONCURRENCY"})
+    # A job whose worker has not renewed it for this long is taken over (XAUTOCLAIM).
+    reports_visibility_s: float = field(default=60.0, metadata={"env": "LMS_EVENTS_REPORTS_VISIBILITY_S"})
+    # First automatic retry after this many seconds, doubling up to 3 retries.
+    reports_retry_base_s: float = field(default=5.0, metadata={"env": "LMS_EVENTS_REPORTS_RETRY_BASE_S"})
+    # A completed report's file is downloadable this long (expiresAt), then removed.
+    reports_retention_days: int = field(default=7, metadata={"env": "LMS_EVENTS_REPORTS_RETENTION_DAYS"})
+    # Report files in this S3-compatible bucket (credentials: the usual AWS_* chain); unset = the data dir.
+    reports_s3_bucket: str | None = field(default=None, metadata={"env": "LMS_EVENTS_REPORTS_S3_BUCKET"})
+    # Another S3-compatible service (MinIO, Ceph, a test server); unset = AWS.
+    reports_s3_endpoint_url: str | None = field(default=None, metadata={"env": "LMS_EVENTS_REPORTS_S3_ENDPOINT_URL"})
+    # Whether `lms-events up` runs the report worker in-process (`lms-events reports` runs it alone).
+    reports_worker: bool = field(default=True, metadata={"env": "LMS_EVENTS_REPORTS_WORKER"})
+
     log_format: Literal["json", "console"] | None = field(default=None, metadata={"env": "LMS_EVENTS_LOG_FORMAT"})
     log_level: str = field(default="info", metadata={"env": "LMS_EVENTS_LOG_LEVEL"})
 
@@ -134,6 +150,12 @@ class Settings:
         for name in ("query_max_execution_s", "query_max_result_rows", "query_max_memory_bytes", "query_concurrency"):
             if getattr(self, name) <= 0:
                 raise ConfigError(_env_name(name), "must be positive")
+        if self.reports_concurrency < 1:
+            raise ConfigError("LMS_EVENTS_REPORTS_CONCURRENCY", "must be at least 1")
+        if self.reports_visibility_s <= 0 or self.reports_retry_base_s < 0:
+            raise ConfigError("LMS_EVENTS_REPORTS_VISIBILITY_S", "visibility timeout positive, retry base not negative")
+        if self.reports_retention_days < 1:
+            raise ConfigError("LMS_EVENTS_REPORTS_RETENTION_DAYS", "must be at least 1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -160,6 +182,10 @@ class Settings:
     @property
     def chdb_path(self) -> Path:
         return self.data_dir / "clickhouse"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
 
     @property
     def faust_data_dir(self) -> Path:

@@ -39,6 +39,9 @@ ASSESSMENT_EVENTS = "assessment.events"
 
 ALERTS = "alerts"
 ANALYTICS_EVENTS = "analytics.events"
+# The event types on analytics.events: the stream app's and the report worker's.
+ANALYTICS_UPDATED = "AnalyticsUpdated"
+REPORT_GENERATED = "ReportGenerated"
 
 DOMAIN_TOPICS = (USER_EVENTS, COURSE_EVENTS, ASSESSMENT_EVENTS)
 # What the stream app consumes: the drain on stop waits until these are committed.

@@ -21,9 +21,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from lms_events.topics import ANALYTICS_UPDATED
 from streams.reference import Kind
 
-ANALYTICS_EVENT_TYPE = "AnalyticsUpdated"
+ANALYTICS_EVENT_TYPE = ANALYTICS_UPDATED
 # Entities pending in one window before the window is drained early, so a
 # burst over many entities cannot grow memory without bound.
 MAX_PENDING_ENTITIES = 50_000

@@ -69,6 +69,7 @@ def settings(bootstrap: str, redis_url: str, data_dir: Path) -> Settings:
         sink_batch_within_s=0.2,
         kafka_publish_timeout_s=3.0,
         analytics_window_s=0.5,
+        reports_retry_base_s=0.2,  # a failing report fails in a second, not a minute
     )
 
 

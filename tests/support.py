@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from analytics.analyst.app import add_query_api
 from analytics.app import add_api
 from ingest.app import create_app
+from reports.app import add_reports
 from ingest.keys import KEYRING, STORE
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.docs import add_docs
@@ -118,6 +119,12 @@ async def start_gateway(
     if store is not None:  # as under `lms-events up`: the process owning ClickHouse serves the read side too
         add_api(app, settings, store=store)
         add_query_api(app)
+        add_reports(app, settings, store=store)
+    return await serve(app)
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """`app` documented (add_docs, as every entry point does) and listening on a free port."""
     add_docs(app)
     runner = web.AppRunner(app)
     await runner.setup()
