@@ -73,7 +73,7 @@ class DomainOutcome:
 def _violations(event: Any, key: WriteKey) -> tuple[DomainEventType | None, list[Violation]]:
     if not isinstance(event, dict):
         return None, [Violation("(event)", "type", "a domain event must be a JSON object")]
-    kind = domain_event_types().get(event.get("eventType"))  # type: ignore[arg-type]
+    kind = domain_event_types().get(event_type) if isinstance(event_type := event.get("eventType"), str) else None
     if kind is None:
         known = ", ".join(sorted(domain_event_types()))
         return None, [Violation("eventType", "enum", f"unknown domain event {event.get('eventType')!r}; one of {known}")]

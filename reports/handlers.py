@@ -28,7 +28,6 @@ from reports.models import (
     JobError,
     LookupValues,
     Model,
-    ReportJob,
     ReportJobPage,
     ReportJobRequest,
     ReportTypeInfo,

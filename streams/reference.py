@@ -116,7 +116,7 @@ def validate(event: Any) -> dict[str, Any]:
     """The event if it is a known, valid domain event, else PoisonDomainEvent with the reason."""
     if not isinstance(event, dict):
         raise PoisonDomainEvent("a domain event is a JSON object")
-    validator = _validators().get(event.get("eventType"))  # type: ignore[arg-type]
+    validator = _validators().get(event_type) if isinstance(event_type := event.get("eventType"), str) else None
     if validator is None:
         raise PoisonDomainEvent(f"unknown eventType {event.get('eventType')!r}")
     errors = [f"{'/'.join(map(str, e.instance_path)) or '(event)'}: {e.message}" for e in validator.iter_errors(event)]

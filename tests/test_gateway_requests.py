@@ -149,3 +149,10 @@ async def test_health_reports_components(gateway: Gateway) -> None:
             "status": "ok",
             "components": {"broker": "ok", "redis": "ok", "clickhouse": "ok"},
         }
+
+
+async def test_a_domain_event_whose_type_is_not_a_string_is_rejected_not_a_500(client: Client) -> None:
+    status, answer = await client.post("/v1/domain-events", [{"eventType": ["UserCreated"], "userId": "u"}, {"eventType": {}}])
+    assert status == 200
+    assert [r["status"] for r in answer["results"]] == ["rejected", "rejected"]
+    assert answer["results"][0]["errors"][0]["field"] == "eventType"
