@@ -66,6 +66,8 @@ WORKER_READY_POLL_S = 0.1
 DRAIN_POLL_S = 0.2
 DRAIN_FETCH_TIMEOUT_MS = 500
 GATEWAY_SHUTDOWN_TIMEOUT_S = 30.0
+# What closing the gateway's resources (publisher, caches, report worker, audit flush) may take beyond its requests.
+CLEANUP_GRACE_S = 15.0
 
 
 # Gen-0 collections every 50,000 allocations instead of 700: each request
@@ -331,7 +333,12 @@ async def run_up(settings: Settings) -> None:
         log.info("stopping", step="gateway")
         # Stops listening and lets in-flight requests finish: after this, every
         # event a client was told is accepted is in Kafka.
-        await runner.cleanup()
+        try:
+            # Bounded: a resource that hangs while closing must not keep `up` from stopping
+            # (seen once under load: the gateway's cleanup outlived a 120 s stop).
+            await asyncio.wait_for(runner.cleanup(), GATEWAY_SHUTDOWN_TIMEOUT_S + CLEANUP_GRACE_S)
+        except TimeoutError:
+            log.error("gateway_cleanup_timed_out", timeout_s=GATEWAY_SHUTDOWN_TIMEOUT_S + CLEANUP_GRACE_S)
         log.info("stopping", step="drain")
         assert settings.kafka_bootstrap_servers is not None
         drained = await wait_until_drained(settings.kafka_bootstrap_servers)
