@@ -21,7 +21,8 @@ SEED = 20261202
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
 
-def _schemathesis(base: str, paths: str, bearer: str) -> subprocess.CompletedProcess[str]:
+def _schemathesis(base: str, paths: str, bearer: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    # Run in the test's own directory: schemathesis keeps a cache (.schemathesis/) where it runs.
     return subprocess.run(
         [
             sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json",
@@ -30,7 +31,7 @@ def _schemathesis(base: str, paths: str, bearer: str) -> subprocess.CompletedPro
             "-n", str(EXAMPLES), "--seed", str(SEED), "--checks", CHECKS,
             "--request-timeout", "30",
         ],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, cwd=workdir,
     )  # fmt: skip
 
 
@@ -43,7 +44,7 @@ def test_no_operation_answers_5xx_or_off_the_document(tmp_path: Path) -> None:
         write_key = re.search(r"write key\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
         read_token = re.search(r"read token\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
         for paths, bearer in (("^/(v1|health)", write_key), ("^/api/v1", read_token)):
-            run = _schemathesis(base, paths, bearer)
+            run = _schemathesis(base, paths, bearer, tmp_path)
             assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
             assert re.search(r"\d+ generated, \d+ passed", run.stdout), run.stdout[-2000:]
         _stop_up(process, log)
