@@ -29,14 +29,13 @@ from pathlib import Path
 import faust
 import structlog
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from analytics.analyst.app import add_query_api
 from analytics.app import add_api, create_api_app
 from ingest.app import create_app
 from ingest.health import StreamWorkerState
 from ingest.keys import STREAM_WORKER
-from lms_events import embedded, spooling, tokens, write_keys
+from lms_events import embedded, spooling, tokens
 from reports.app import add_reports, run_worker as run_report_worker
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.docs import add_docs
@@ -49,10 +48,12 @@ from lms_events.instance import (
     stream_admin,
     write_instance,
 )
+from lms_events.demo import DEMO_ORGANIZATION, demo_read_token, demo_write_key
+from lms_events.drain import wait_until_drained
 from lms_events.migrations import migrate
 from lms_events.settings import Settings
 from lms_events.supervision import supervise_broker
-from lms_events.topics import PIPELINE_TOPICS, STREAM_APP_ID, ensure_topics
+from lms_events.topics import ensure_topics
 from streams import reference_load
 from streams.app import create_stream_app
 from streams.backfill import BackfillScope, run_backfill
@@ -60,11 +61,8 @@ from streams.sink import Sinks
 
 log = structlog.get_logger(__name__)
 
-DRAIN_TIMEOUT_S = 120.0
 WORKER_READY_TIMEOUT_S = 120.0
 WORKER_READY_POLL_S = 0.1
-DRAIN_POLL_S = 0.2
-DRAIN_FETCH_TIMEOUT_MS = 500
 GATEWAY_SHUTDOWN_TIMEOUT_S = 30.0
 # What closing the gateway's resources (publisher, caches, report worker, audit flush) may take beyond its requests.
 CLEANUP_GRACE_S = 15.0
@@ -92,52 +90,6 @@ def _stop_on_signals() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return stop
-
-
-async def consumer_lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> int:
-    """Messages on `topics` that `group` has not committed yet (a lower bound; 0 = drained).
-
-    The embedded Tansu reports a partition's end offset as one past the
-    *first* record of its last record batch, so end offsets alone can call
-    a partition drained while most of a batch is unread. So we also read:
-    anything fetched at or after the committed offset is lag.
-    """
-    group_view = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await group_view.start()
-    await reader.start()
-    try:
-        await group_view.topics()
-        partitions = [
-            TopicPartition(topic, p) for topic in topics for p in sorted(group_view.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            return 0
-        committed = {tp: (await group_view.committed(tp)) or 0 for tp in partitions}
-        ends = await group_view.end_offsets(partitions)
-        reported = sum(max(0, ends[tp] - committed[tp]) for tp in partitions)
-        reader.assign(partitions)
-        for tp in partitions:
-            reader.seek(tp, committed[tp])
-        fetched = await reader.getmany(timeout_ms=DRAIN_FETCH_TIMEOUT_MS)
-        unread = sum(len(records) for records in fetched.values())
-        return max(reported, unread)
-    finally:
-        await reader.stop()
-        await group_view.stop()
-
-
-async def wait_until_drained(bootstrap: str, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    lag = -1
-    while time.monotonic() < deadline:
-        lag = await consumer_lag(bootstrap, STREAM_APP_ID, PIPELINE_TOPICS)
-        if lag <= 0:
-            log.info("drained", topics=PIPELINE_TOPICS)
-            return True
-        await asyncio.sleep(DRAIN_POLL_S)
-    log.error("drain_timed_out", lag=lag, timeout_s=timeout_s)
-    return False
 
 
 @dataclass
@@ -196,31 +148,6 @@ async def _worker_ready(stream_app: faust.App, timeout_s: float = WORKER_READY_T
         if time.monotonic() > deadline:
             raise EmbeddedStartError(f"the stream worker did not join its consumer group within {timeout_s:.0f}s")
         await asyncio.sleep(WORKER_READY_POLL_S)
-
-
-DEMO_ORGANIZATION = "demo-org"
-DEMO_KEY_FILE = "demo_write_key"
-
-
-async def demo_write_key(settings: Settings, store: ClickHouseStore) -> str:
-    """A write key for the demo organization, kept in the data dir (0600) and reused while active."""
-    path = settings.data_dir / DEMO_KEY_FILE
-    if path.exists():
-        plaintext = path.read_text().strip()
-        if write_keys.hash_key(plaintext) in await write_keys.active_keys(store):
-            return plaintext
-    _, plaintext = await write_keys.create_key(
-        store, organization_id=DEMO_ORGANIZATION, environment=settings.environment, name="demo (lms-events up)"
-    )
-    path.touch(mode=0o600)
-    path.write_text(plaintext)
-    return plaintext
-
-
-def demo_read_token(settings: Settings) -> str:
-    """A subscriber-admin read token of the demo organization (the README's dashboard example)."""
-    secret = tokens.signing_secret(settings)
-    return tokens.mint(secret, sub="demo-admin", role=tokens.Role.SUBSCRIBER_ADMIN, organization_id=DEMO_ORGANIZATION)
 
 
 def _banner(pipeline: Pipeline, gateway_url: str, demo_key: str | None, demo_token: str | None) -> str:

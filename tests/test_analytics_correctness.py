@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer
 
 from lms_events import tokens
 from lms_events.clickhouse import ClickHouseStore
-from lms_events.runtime import consumer_lag
+from lms_events.drain import consumer_lag
 from lms_events.settings import Settings
 from lms_events.topics import DOMAIN_TOPICS, PIPELINE_TOPICS, RAW_EVENTS, STREAM_APP_ID
 from streams.backfill import BackfillScope, run_backfill

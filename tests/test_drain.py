@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from lms_events import embedded
-from lms_events.runtime import consumer_lag
+from lms_events.drain import consumer_lag
 
 
 async def test_lag_counts_records_inside_the_last_record_batch(tmp_path: Path) -> None:

@@ -1,0 +1,64 @@
+"""Has the stream app stored everything Kafka holds? The clean stop of `up`
+waits for it, because the embedded broker keeps messages only in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from lms_events.topics import PIPELINE_TOPICS, STREAM_APP_ID
+
+log = structlog.get_logger(__name__)
+
+DRAIN_TIMEOUT_S = 120.0
+DRAIN_POLL_S = 0.2
+DRAIN_FETCH_TIMEOUT_MS = 500
+
+
+async def consumer_lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> int:
+    """Messages on `topics` that `group` has not committed yet (a lower bound; 0 = drained).
+
+    The embedded Tansu reports a partition's end offset as one past the
+    *first* record of its last record batch, so end offsets alone can call
+    a partition drained while most of a batch is unread. So we also read:
+    anything fetched at or after the committed offset is lag.
+    """
+    group_view = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await group_view.start()
+    await reader.start()
+    try:
+        await group_view.topics()
+        partitions = [
+            TopicPartition(topic, p) for topic in topics for p in sorted(group_view.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return 0
+        committed = {tp: (await group_view.committed(tp)) or 0 for tp in partitions}
+        ends = await group_view.end_offsets(partitions)
+        reported = sum(max(0, ends[tp] - committed[tp]) for tp in partitions)
+        reader.assign(partitions)
+        for tp in partitions:
+            reader.seek(tp, committed[tp])
+        fetched = await reader.getmany(timeout_ms=DRAIN_FETCH_TIMEOUT_MS)
+        unread = sum(len(records) for records in fetched.values())
+        return max(reported, unread)
+    finally:
+        await reader.stop()
+        await group_view.stop()
+
+
+async def wait_until_drained(bootstrap: str, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
+    deadline = time.monotonic() + timeout_s
+    lag = -1
+    while time.monotonic() < deadline:
+        lag = await consumer_lag(bootstrap, STREAM_APP_ID, PIPELINE_TOPICS)
+        if lag <= 0:
+            log.info("drained", topics=PIPELINE_TOPICS)
+            return True
+        await asyncio.sleep(DRAIN_POLL_S)
+    log.error("drain_timed_out", lag=lag, timeout_s=timeout_s)
+    return False
