@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import resource
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 
 ORG = "org_bench"
 
@@ -34,11 +36,21 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def _rss_parts_mb() -> dict[str, int]:
+    """RSS split as the kernel counts it: RssFile (mapped files: chDB's ~330 MB library, shared, evictable)
+    and RssAnon (heaps: chDB's allocator, Arrow, Python)."""
+    with open("/proc/self/status") as status:
+        parts = dict(re.findall(r"^(RssAnon|RssFile):\s+(\d+) kB", status.read(), re.M))
+    return {"anon": int(parts["RssAnon"]) // 1024, "file": int(parts["RssFile"]) // 1024}
+
+
 class _Sampler:
     """The highest current RSS while a report runs (ru_maxrss keeps the load's high-water mark)."""
 
     def __init__(self) -> None:
         self.peak = self.start = _rss_mb()
+        self.peak_anon = _rss_parts_mb()["anon"]
+        self.peak_arrow = pa.total_allocated_bytes()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -46,6 +58,8 @@ class _Sampler:
     def _run(self) -> None:
         while not self._stop.wait(0.02):
             self.peak = max(self.peak, _rss_mb())
+            self.peak_anon = max(self.peak_anon, _rss_parts_mb()["anon"])
+            self.peak_arrow = max(self.peak_arrow, pa.total_allocated_bytes())
 
     def stop(self) -> None:
         self._stop.set()
@@ -86,6 +100,7 @@ async def _one(output_format: str, rows: int, data_dir: Path) -> dict[str, objec
 
     store = ChdbStore(str(data_dir / "clickhouse"), "lms_events")
     opened_mb = _rss_mb()  # the chDB engine in this process, its data on disk
+    opened = _rss_parts_mb()
     scope = Scope.of(Principal("admin", Role.SUBSCRIBER_ADMIN, ORG))
     request = ReportJobRequest(
         report_type="learner-activity", name="bench", output=OutputRequest(format=output_format),
@@ -102,19 +117,32 @@ async def _one(output_format: str, rows: int, data_dir: Path) -> dict[str, objec
             stages[step] = time.perf_counter() - started
             if step == "writing":  # the query is done: from here on the peak is the writer's
                 stages["query_peak_mb"] = sampler.peak
+                stages["query_peak_anon_mb"] = sampler.peak_anon
+                after = _rss_parts_mb()
+                stages["after_query_anon_mb"], stages["after_query_file_mb"] = after["anon"], after["file"]
                 sampler.peak = _rss_mb()
+                sampler.peak_anon = after["anon"]
+                sampler.peak_arrow = pa.total_allocated_bytes()
         return True
 
     location, final = await generate(store, ReportFiles(Settings(data_dir=data_dir)), stored, dropped_after_days=30, on_progress=progress)
     seconds = time.perf_counter() - started
     sampler.stop()
     size = (data_dir / "reports" / str(location.path)).stat().st_size
+    ended = _rss_parts_mb()
+    # what chDB's allocator (jemalloc) keeps cached after the query, handed back to the OS
+    await store.execute("SYSTEM JEMALLOC PURGE")
+    purged = _rss_parts_mb()
     await store.close()
     assert final.total_records == rows
     return {
         "format": output_format, "rows": rows, "seconds": round(seconds, 2),
         "first_chunk_seconds": round(stages.get("writing", seconds), 2), "rss_at_start_mb": round(sampler.start),
         "peak_rss_query_mb": round(stages.get("query_peak_mb", 0)), "peak_rss_writing_mb": round(sampler.peak), "rss_chdb_open_mb": round(opened_mb), "file_mb": round(size / 2**20, 1),
+        "open_anon_mb": opened["anon"], "open_file_mb": opened["file"],
+        "query_peak_anon_mb": stages.get("query_peak_anon_mb"), "after_query_anon_mb": stages.get("after_query_anon_mb"),
+        "writing_peak_anon_mb": sampler.peak_anon, "writing_peak_arrow_mb": round(sampler.peak_arrow / 2**20),
+        "end_anon_mb": ended["anon"], "purged_anon_mb": purged["anon"], "purged_file_mb": purged["file"],
     }  # fmt: skip
 
 

@@ -18,7 +18,7 @@ import msgspec
 from analytics.scope import Scope
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.tokens import Principal, Role
-from reports.definitions import DEFINITIONS, request_for
+from reports.definitions import DEFINITIONS, request_for, shape
 from reports.ledger import StoredJob, now_iso
 from reports.models import Progress, Storage
 from reports.rows import stage
@@ -47,6 +47,11 @@ def _parameters(stored: StoredJob) -> dict[str, str]:
     return flat
 
 
+def _label(expression: str) -> str:
+    """A chart's label column, or the columns a grouped one concatenates."""
+    return " / ".join(re.findall(r"toString\((\w+)\)", expression)) or expression
+
+
 async def generate(
     store: ClickHouseStore,
     storage: ReportFiles,
@@ -56,9 +61,9 @@ async def generate(
     on_progress: Callable[[Progress], Awaitable[bool]],
 ) -> tuple[Storage, Progress]:
     job = stored.job
-    definition = DEFINITIONS[job.report_type]
+    shaped = shape(DEFINITIONS[job.report_type], job.parameters)
     await on_progress(Progress(current_step="querying", percentage=0, records_processed=0))
-    staged = await stage(store, job.id, definition, request_for(scope_of(stored), job.parameters, dropped_after_days))
+    staged = await stage(store, job.id, shaped, request_for(scope_of(stored), job.parameters, dropped_after_days))
     output = FORMATS[job.output.format]
     scratch = storage.scratch(job.organization_id, job.id, output.extension)
     try:
@@ -67,13 +72,13 @@ async def generate(
             report_type=job.report_type,
             generated_at=now_iso(),
             parameters=_parameters(stored),
-            columns=definition.columns,
-            summary=await staged.summary(definition),
-            chart=await staged.chart(definition, CHART_BARS),
+            columns=shaped.columns,
+            summary=await staged.summary(shaped),
+            chart=await staged.chart(shaped, CHART_BARS),
             chart_label=(
-                f"{definition.chart[1]} by {definition.chart[0]}, the last {CHART_BARS}"
-                if definition.chronological
-                else f"Top {CHART_BARS} by {definition.chart[1]}"
+                f"{shaped.chart[1]} by {_label(shaped.chart[0])}, the last {CHART_BARS}"
+                if shaped.chronological
+                else f"Top {CHART_BARS} by {shaped.chart[1]}"
             ),
             total_rows=staged.total,
         )

@@ -19,7 +19,7 @@ from analytics.progress import STATUSES as PROGRESS_STATUSES
 from analytics.scope import Scope
 from lms_events.errors import BadRequest, Forbidden
 from lms_events.tokens import Role
-from reports import lookups
+from reports import definitions, lookups
 from reports.models import ReportJobRequest
 
 PENDING, QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = "pending", "queued", "running", "completed", "failed", "cancelled"
@@ -77,6 +77,7 @@ def checked_request(request: ReportJobRequest, scope: Scope) -> ReportJobRequest
             raise BadRequest("a compliance report names its required courses", field="parameters.filters.courseIds")
         if parameters.due_date is None:
             raise BadRequest("a compliance report names the due date", field="parameters.dueDate")
+    definitions.check(request.report_type, parameters)
     if request.visibility == "department" and request.department_id is None:
         raise BadRequest("visibility department needs a departmentId", field="departmentId")
     if scope.role is Role.STUDENT:

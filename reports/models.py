@@ -47,8 +47,16 @@ class Parameters(Model, omit_defaults=True):
     group_by: Annotated[list[Lookup], Meta(max_length=5)] | None = None
     measures: Annotated[list[Lookup], Meta(max_length=20)] | None = None
     include_inactive: bool = False
-    # at-risk-learners: days without activity; compliance: the due date
-    inactive_days: Annotated[int, Meta(ge=1, le=3650)] | None = None
+    # at-risk-learners: days without activity (default 14); falling scores: the latest days with
+    # scores (default 3) whose mean is at least scoreDrop points (default 10) below the earlier days'
+    inactive_days: Annotated[int, Meta(ge=1, le=3650, description="at-risk-learners: days without activity (default 14)")] | None = None
+    recent_score_days: Annotated[
+        int, Meta(ge=1, le=365, description="at-risk-learners: the latest UTC days with scores compared with the days before them (default 3)")
+    ] | None = None
+    score_drop: Annotated[
+        float, Meta(gt=0, le=100, description="at-risk-learners: falling scores when the recent days' mean is at least this many points below the earlier days' (default 10)")
+    ] | None = None
+    # compliance: the due date
     due_date: Day | None = None
 
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lms_events.clickhouse import ClickHouseStore
-from reports.definitions import Definition, Request
+from reports.definitions import Request, Shape
 
 CHUNK_ROWS = 20_000
 _ROW = "_row"
@@ -42,20 +42,20 @@ class Staged:
             )
             yield present(table)
 
-    async def summary(self, definition: Definition) -> dict[str, object]:
-        figures = ", ".join(f"{sql} AS f{n}" for n, sql in enumerate(definition.summary.values()))
+    async def summary(self, shape: Shape) -> dict[str, object]:
+        figures = ", ".join(f"{sql} AS f{n}" for n, sql in enumerate(shape.summary.values()))
         rows = await self.store.query(f"SELECT {figures} FROM {self.table}")
-        return {label: rows[0][f"f{n}"] for n, label in enumerate(definition.summary)}
+        return {label: rows[0][f"f{n}"] for n, label in enumerate(shape.summary)}
 
-    async def chart(self, definition: Definition, bars: int) -> list[tuple[str, float]]:
-        label, value = definition.chart
-        order = "label DESC" if definition.chronological else "value DESC, label"
+    async def chart(self, shape: Shape, bars: int) -> list[tuple[str, float]]:
+        label, value = shape.chart
+        order = "label DESC" if shape.chronological else "value DESC, label"
         rows = await self.store.query(
             f"SELECT toString({label}) AS label, toFloat64(ifNull({value}, 0)) AS value FROM {self.table} "
             f"ORDER BY {order} LIMIT {int(bars)}"
         )
         bars_found = [(row["label"], float(row["value"])) for row in rows]
-        return bars_found[::-1] if definition.chronological else bars_found
+        return bars_found[::-1] if shape.chronological else bars_found
 
     async def drop(self) -> None:
         await self.store.execute(f"DROP TABLE IF EXISTS {self.table}")
@@ -65,13 +65,15 @@ def staging_table(job_id: str) -> str:
     return f"report_rows_{job_id.replace('-', '')}"
 
 
-async def stage(store: ClickHouseStore, job_id: str, definition: Definition, request: Request) -> Staged:
-    """Run the report's query into its staging table (replacing one a crashed run left)."""
+async def stage(store: ClickHouseStore, job_id: str, shape: Shape, request: Request) -> Staged:
+    """Run the report's query into its staging table (replacing one a crashed run left), keeping its
+    shape's columns in their order."""
     table = staging_table(job_id)
+    columns = ", ".join(f"`{column}`" for column in shape.columns)
     await store.execute(f"DROP TABLE IF EXISTS {table}")
     await store.execute(
         f"CREATE TABLE {table} ENGINE = MergeTree ORDER BY {_ROW} AS "
-        f"SELECT rowNumberInAllBlocks() AS {_ROW}, * FROM ({definition.query(request)})",
+        f"SELECT rowNumberInAllBlocks() AS {_ROW}, {columns} FROM ({shape.query(request)})",
         request.bind(),
     )
     rows = await store.query(f"SELECT count() AS n FROM {table}")

@@ -1,0 +1,141 @@
+"""Reports re-aggregated by `parameters.groupBy`: one query per read-model
+family, grouped by the dimensions asked for, yielding every measure that
+family can give at that grain (reports/definitions/shape.py keeps the
+ones asked for).
+
+Each measure keeps its lookup definition at any grain (schemas/
+report_lookups.json, measure-type): events are counted, active days and
+active learners are distinct days and learners with an event in the
+group, averages are means over the group's events (never means of
+means). A learner's department is their latest one (as the
+departmentIds filter and department-summary). A group is a row when it
+has at least one event (attempt) in the range.
+"""
+
+from __future__ import annotations
+
+from reports.definitions.request import END, Request
+
+# groupBy value -> its column in a report (schemas/report_lookups.json, dimension)
+COLUMNS = {
+    "learner": "userId",
+    "course": "courseId",
+    "class": "classId",
+    "department": "departmentId",
+    "assessment": "assessmentId",
+    "event-type": "eventType",
+    "day": "date",
+    "week": "week",
+    "month": "month",
+}
+TIME_GRAINS = ("day", "week", "month")
+# Dimensions by which enrollments and completions (facts of a learner and a course) can be counted.
+ENROLLMENT_DIMENSIONS = frozenset({"learner", "course", "department"})
+
+
+def _time(dimension: str, day: str) -> str:
+    """A UTC day as its period: the day, its ISO week (2026-W49) or its month (2026-12)."""
+    return {"day": day, "week": f"formatDateTime({day}, '%G-W%V')", "month": f"formatDateTime({day}, '%Y-%m')"}[dimension]
+
+
+def _keys(dimensions: tuple[str, ...], columns: dict[str, str]) -> tuple[str, str]:
+    """(SELECT list of the dimension columns, their names for GROUP BY / ORDER BY / USING)."""
+    selected = ", ".join(f"{columns[d]} AS {COLUMNS[d]}" for d in dimensions)
+    return selected, ", ".join(COLUMNS[d] for d in dimensions)
+
+
+def _people(r: Request) -> str:
+    return f"people AS (SELECT user_id, argMaxMerge(department_id) AS department_id FROM learners WHERE {r.users()} GROUP BY user_id)"
+
+
+def activity(r: Request, dimensions: tuple[str, ...], *, known_only: bool, first: str | None = None) -> str:
+    """learner-activity and engagement-trend by any of learner, course, class, department and a time grain.
+
+    `first` (engagement-trend): the trend's first day; grouped by a time grain alone, every period of
+    the days [first, e) is a row (zero-filled), holding only those days."""
+    days = r.days() if first is None else f" AND event_date >= {first} AND event_date < toDate({END})"
+    columns = {"learner": "user_id", "course": "course_id", "class": "class_id", "department": "department_id"}
+    columns |= {grain: _time(grain, "event_date") for grain in TIME_GRAINS}
+    selected, names = _keys(dimensions, columns)
+    known = " AND user_id IN (SELECT user_id FROM people)" if known_only else ""
+    sql = f"""
+        WITH {_people(r)},
+        base AS (
+            SELECT user_id, event_date, course_id, class_id, sum(events) AS n, sum(learning_ms) AS learning_ms,
+                   sum(score_sum) AS score_sum, sum(score_count) AS score_count, max(last_at) AS last_at
+            FROM learner_activity_daily WHERE {r.users()}{days}{r.courses()}{r.classes()}{known}
+            GROUP BY user_id, event_date, course_id, class_id),
+        grouped AS (
+            SELECT {selected}, sum(n) AS events, uniqExactIf(event_date, n > 0) AS activeDays,
+                   sum(learning_ms) / 3600000 AS learningHours,
+                   if(sum(score_count) = 0, NULL, sum(score_sum) / sum(score_count)) AS averageScore,
+                   maxIf(last_at, n > 0) AS lastActiveAt, uniqExactIf(user_id, n > 0) AS activeLearners
+            FROM (SELECT b.*, p.department_id AS department_id FROM base AS b LEFT JOIN people AS p ON p.user_id = b.user_id)
+            GROUP BY {names} HAVING events > 0)"""
+    if first is not None and len(dimensions) == 1:
+        period = _time(dimensions[0], "day")
+        return f"""{sql},
+        periods AS (SELECT DISTINCT {period} AS {names} FROM (
+            SELECT {first} + number AS day FROM numbers(toUInt64(dateDiff('day', {first}, toDate({END}))))))
+        SELECT p.{names} AS {names}, ifNull(g.events, 0) AS events, ifNull(g.activeDays, 0) AS activeDays,
+               ifNull(g.learningHours, 0) AS learningHours, g.averageScore AS averageScore, g.lastActiveAt AS lastActiveAt,
+               ifNull(g.activeLearners, 0) AS activeLearners
+        FROM periods AS p LEFT JOIN grouped AS g ON g.{names} = p.{names}
+        ORDER BY {names}
+        SETTINGS join_use_nulls = 1"""
+    if not set(dimensions) <= ENROLLMENT_DIMENSIONS:
+        return f"{sql} SELECT * FROM grouped ORDER BY {names}"
+    pairs = {"learner": "user_id", "course": "course_id", "department": "department_id"}
+    pair_keys, _ = _keys(dimensions, pairs)
+    return f"""{sql},
+        enrolled AS (
+            SELECT {pair_keys}, count() AS n FROM (
+                SELECT e.user_id AS user_id, e.course_id AS course_id, p.department_id AS department_id
+                FROM (SELECT user_id, course_id FROM enrollments WHERE {r.users()}{r.courses()} AND enrolled_at < {END}
+                      GROUP BY user_id, course_id) AS e
+                LEFT JOIN people AS p ON p.user_id = e.user_id)
+            GROUP BY {names}),
+        completed AS (
+            SELECT {pair_keys}, count() AS n FROM (
+                SELECT c.user_id AS user_id, c.course_id AS course_id, p.department_id AS department_id
+                FROM (SELECT user_id, course_id FROM course_completions WHERE {r.users()}{r.courses()}
+                      GROUP BY user_id, course_id HAVING min(completed_at) < {END}) AS c
+                LEFT JOIN people AS p ON p.user_id = c.user_id)
+            GROUP BY {names})
+        SELECT g.*, e.n AS coursesEnrolled, c.n AS coursesCompleted
+        FROM grouped AS g LEFT JOIN enrolled AS e USING ({names}) LEFT JOIN completed AS c USING ({names})
+        ORDER BY {names}"""
+
+
+def content(r: Request, dimensions: tuple[str, ...]) -> str:
+    """content-usage (sql/0031_content_usage.sql) by any of learner, course, department, event type and a time grain."""
+    columns = {"learner": "user_id", "course": "course_id", "department": "department_id", "event-type": "event_type"}
+    columns |= {grain: _time(grain, "event_date") for grain in TIME_GRAINS}
+    selected, names = _keys(dimensions, columns)
+    return f"""
+        WITH {_people(r)},
+        base AS (
+            SELECT user_id, event_date, course_id, event_type, sum(events) AS n FROM content_usage_daily
+            WHERE {r.users()}{r.days()}{r.courses()}{r.event_types()}
+            GROUP BY user_id, event_date, course_id, event_type)
+        SELECT {selected}, sum(n) AS events, uniqExactIf(user_id, n > 0) AS activeLearners,
+               uniqExactIf(event_date, n > 0) AS activeDays
+        FROM (SELECT b.*, p.department_id AS department_id FROM base AS b LEFT JOIN people AS p ON p.user_id = b.user_id)
+        GROUP BY {names} HAVING events > 0
+        ORDER BY {names}"""
+
+
+def assessments(r: Request, dimensions: tuple[str, ...]) -> str:
+    """assessment-results by any of assessment, course, learner, department and a time grain (of completedAt)."""
+    columns = {"assessment": "assessment_id", "course": "course_id", "learner": "user_id", "department": "department_id"}
+    columns |= {grain: _time(grain, "toDate(completed_at)") for grain in TIME_GRAINS}
+    selected, names = _keys(dimensions, columns)
+    return f"""
+        WITH {_people(r)}
+        SELECT {selected}, count() AS attempts, avg(score) AS averageScore, 100 * countIf(passed) / count() AS passRate,
+               avg(time_spent_s) / 60 AS averageMinutesSpent, 1 - countIf(passed) / count() AS difficultyRating
+        FROM (SELECT a.*, p.department_id AS department_id
+              FROM (SELECT * FROM assessment_attempts FINAL WHERE {r.users()}{r.courses()}{r.days("completed_at")}) AS a
+              LEFT JOIN people AS p ON p.user_id = a.user_id)
+        GROUP BY {names}
+        ORDER BY {names}"""
