@@ -18,6 +18,7 @@ from aiohttp import web
 
 from analytics.handlers import scope_of
 from analytics.params import identifier, limit
+from analytics.params import instant as instant_parameter
 from analytics.scope import Scope
 from lms_events.errors import BadRequest, Conflict, Gone, NotFound
 from reports import jobs, lookups
@@ -85,17 +86,33 @@ async def create_job(request: web.Request) -> web.Response:
     return await _create(request)
 
 
+# GET /api/v1/report-jobs: query parameter -> (lookup category or None for an id, report_jobs column)
+LIST_FILTERS = {
+    "status": ("report-status", "status"),
+    "reportType": ("report-type", "report_type"),
+    "priority": ("report-priority", "priority"),
+    "visibility": ("report-visibility", "visibility"),
+    "requestedBy": (None, "requested_by"),
+    "departmentId": (None, "department_id"),
+    "templateId": (None, "template_id"),
+    "scheduleId": (None, "schedule_id"),
+}
+
+
 async def list_jobs(request: web.Request) -> web.Response:
     scope = scope_of(request)
     query = request.query
     filters: dict[str, str] = {}
-    if status := query.get("status"):
-        filters["status"] = lookups.check("report-status", status, "status")
-    if report_type := query.get("reportType"):
-        filters["report_type"] = lookups.check("report-type", report_type, "reportType")
-    if requested_by := identifier(query.get("requestedBy"), "requestedBy"):
-        filters["requested_by"] = requested_by
-    items, next_cursor = await request.app[LEDGER].page(scope, filters, limit(query), query.get("cursor") or None)
+    for name, (category, column) in LIST_FILTERS.items():
+        value = query.get(name)
+        if category is not None and value:
+            filters[column] = lookups.check(category, value, name)
+        elif category is None and (value := identifier(value, name)):
+            filters[column] = value
+    created = (instant_parameter(query, "createdAfter"), instant_parameter(query, "createdBefore"))
+    if created[0] is not None and created[1] is not None and created[0] >= created[1]:
+        raise BadRequest("createdAfter must be before createdBefore", field="createdAfter")
+    items, next_cursor = await request.app[LEDGER].page(scope, filters, limit(query), query.get("cursor") or None, created=created)
     return json_answer(ReportJobPage(items=[stored.job for stored in items], next_cursor=next_cursor))
 
 
@@ -183,7 +200,13 @@ async def report_types(request: web.Request) -> web.Response:
     """`GET /api/v1/reports`: the report types this product generates (alias of the seed)."""
     scope_of(request)
     described = lookups.descriptions("report-type")
-    items = [ReportTypeInfo(id=d.id, description=described[d.id], columns=list(d.columns)) for d in DEFINITIONS.values()]
+    items = [
+        ReportTypeInfo(
+            id=d.id, description=described[d.id], columns=list(d.columns), measures=list(d.measures),
+            dimensions=list(d.dimensions),
+        )  # fmt: skip
+        for d in DEFINITIONS.values()
+    ]
     return json_answer(ReportTypeList(items=items))
 
 

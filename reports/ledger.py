@@ -254,14 +254,25 @@ class Ledger:
         return await self.live(await self.reconcile(_stored(rows[0])))
 
     async def page(
-        self, scope: Scope, filters: dict[str, str], limit: int, cursor: str | None
+        self,
+        scope: Scope,
+        filters: dict[str, str],
+        limit: int,
+        cursor: str | None,
+        *,
+        created: tuple[datetime | None, datetime | None] = (None, None),
     ) -> tuple[list[StoredJob], str | None]:
-        """Newest first by (createdAt, id); `filters` are column -> value (status, report_type, requested_by)."""
+        """Newest first by (createdAt, id); `filters` are column -> value (status, report_type, priority, ...),
+        `created` an optional [after, before) of createdAt."""
         params: dict[str, Any] = {**scope.params, "limit": limit + 1}
         tail = f"AND {readable(scope)}"
         for column, value in filters.items():
             params[f"f_{column}"] = value
             tail += f" AND {column} = {{f_{column}:String}}"
+        for bound, name, operator in ((created[0], "created_after", ">="), (created[1], "created_before", "<")):
+            if bound is not None:
+                params[name] = sql_time(bound)
+                tail += f" AND created_at {operator} toDateTime64({{{name}:String}}, 3, 'UTC')"
         after = decode_cursor({"cursor": cursor} if cursor else {}, 2)
         if after is not None:
             params["after_at"], params["after_id"] = after

@@ -148,6 +148,9 @@ class ReportTypeInfo(Model):
     id: str
     description: str
     columns: list[str]
+    # what parameters.measures and parameters.groupBy may name for this type (README, "Measures and groupBy")
+    measures: list[str]
+    dimensions: list[str]
 
 
 class ReportTypeList(Model):
