@@ -458,7 +458,8 @@ async def test_the_other_reports_equal_the_recomputation(gateway: Gateway, setti
         for p in progress
         if p["status"] != "completed" and model.parse_time(p["lastAccessDate"]) < end - timedelta(days=30)
     }
-    assert {(row["userId"], row["courseId"]) for row in orjson.loads(raw)} == at_risk
+    # falling scores are tests/test_reports_shapes.py's: here the inactive ones
+    assert {(row["userId"], row["courseId"]) for row in orjson.loads(raw) if row["reason"] != "falling-scores"} == at_risk
 
     courses = list(posted.data.targets[posted.org].course_ids[:2])
     due = TODAY - timedelta(days=100)

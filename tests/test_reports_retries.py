@@ -1,9 +1,10 @@
 """A job that fails is retried with backoff up to 3 times, then failed with
 its error kept; a client's retry queues it again (failed -> queued).
 
-The job's type is one the lookup values know and no worker generates yet
-(content-usage): what a newer API could have stored. A worker of the test's
-own, on a Redis database of its own, with no backoff to wait for.
+The job asks for a grouping its report type does not have (course-completion
+by week; the API answers 400 to it): what another version of the API could
+have stored. A worker of the test's own, on a Redis database of its own, with
+no backoff to wait for.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from lms_events.settings import Settings
 from lms_events.tokens import Principal, Role
 from reports import jobs
 from reports.ledger import Ledger
-from reports.models import ReportJobRequest
+from reports.models import Parameters, ReportJobRequest
 from reports.queue import ReportQueue
 from reports.submit import new_job, submit
 from reports.worker import MAX_RETRIES, ReportWorker
@@ -45,7 +46,7 @@ async def test_a_failing_job_is_retried_then_failed_then_retried_by_hand(ledger:
     book, queue = ledger
     org = unique_org()
     scope = Scope.of(Principal("admin", Role.SUBSCRIBER_ADMIN, org))
-    stored = await submit(book, queue, new_job(ReportJobRequest(report_type="content-usage", name="not yet"), scope, org))
+    stored = await submit(book, queue, new_job(ReportJobRequest(report_type="course-completion", name="not here", parameters=Parameters(group_by=["week"])), scope, org))
 
     async def current() -> str | None:
         found = await book.find(org, stored.job.id)
@@ -55,7 +56,7 @@ async def test_a_failing_job_is_retried_then_failed_then_retried_by_hand(ledger:
     failed = await book.find(org, stored.job.id)
     assert failed is not None and failed.job.error is not None
     assert (failed.job.error.code, failed.job.error.retry_count) == ("generation-error", MAX_RETRIES)
-    assert failed.job.error.last_retry_at is not None and failed.error_stack and "KeyError" in failed.error_stack
+    assert failed.job.error.last_retry_at is not None and failed.error_stack and "ValueError" in failed.error_stack
     history = [row["transition"] for row in await book.history(org, stored.job.id)]
     assert history == ["created", "queued", "running", *["retry-scheduled", "running"] * MAX_RETRIES, "failed"]
 

@@ -91,18 +91,19 @@ def activity(r: Request, dimensions: tuple[str, ...], *, known_only: bool, first
         enrolled AS (
             SELECT {pair_keys}, count() AS n FROM (
                 SELECT e.user_id AS user_id, e.course_id AS course_id, p.department_id AS department_id
-                FROM (SELECT user_id, course_id FROM enrollments WHERE {r.users()}{r.courses()} AND enrolled_at < {END}
+                FROM (SELECT user_id, course_id FROM enrollments WHERE {r.users()}{r.courses()}{known} AND enrolled_at < {END}
                       GROUP BY user_id, course_id) AS e
                 LEFT JOIN people AS p ON p.user_id = e.user_id)
             GROUP BY {names}),
         completed AS (
             SELECT {pair_keys}, count() AS n FROM (
                 SELECT c.user_id AS user_id, c.course_id AS course_id, p.department_id AS department_id
-                FROM (SELECT user_id, course_id FROM course_completions WHERE {r.users()}{r.courses()}
+                FROM (SELECT user_id, course_id FROM course_completions WHERE {r.users()}{r.courses()}{known}
                       GROUP BY user_id, course_id HAVING min(completed_at) < {END}) AS c
                 LEFT JOIN people AS p ON p.user_id = c.user_id)
             GROUP BY {names})
-        SELECT g.*, e.n AS coursesEnrolled, c.n AS coursesCompleted
+        SELECT {names}, events, activeDays, learningHours, averageScore, lastActiveAt, activeLearners,
+               e.n AS coursesEnrolled, c.n AS coursesCompleted
         FROM grouped AS g LEFT JOIN enrolled AS e USING ({names}) LEFT JOIN completed AS c USING ({names})
         ORDER BY {names}"""
 
