@@ -7,9 +7,16 @@ query, inside chDB, in this process) and writes them chunk by chunk. Peak RSS
 (sampled every 20 ms) includes the chDB engine, in-process under `up`:
 `peak_rss_query_mb` while the report's query stages its rows (chDB's
 memory), `peak_rss_writing_mb` while they are written; `rss_chdb_open_mb` is what it holds with no data,
-`rss_at_start_mb` the process as the report starts.
+`rss_at_start_mb` the process as the report starts. The `*_anon_mb` / `*_file_mb` figures split
+RSS as the kernel does: file pages (chDB's library mapped in) and heap (chDB's allocator, Arrow,
+Python), at open, at the query's peak, after it, while writing, at the end, and after
+`SYSTEM JEMALLOC PURGE` (what chDB's allocator only kept cached); `writing_peak_arrow_mb` is
+Arrow's own allocation at its peak while writing.
 
-    PYTHONPATH=. python load_tests/bench_reports.py [--rows 1000000] [--formats csv,xlsx,parquet]
+`--writer-only`: the writers alone in a process that never loads chDB (the worker's part with a
+ClickHouse server): the same number of rows as presented chunks built in Arrow.
+
+    PYTHONPATH=. python load_tests/bench_reports.py [--rows 1000000] [--formats csv,xlsx,parquet] [--writer-only]
 """
 
 from __future__ import annotations
@@ -146,21 +153,63 @@ async def _one(output_format: str, rows: int, data_dir: Path) -> dict[str, objec
     }  # fmt: skip
 
 
+def _writer_only(output_format: str, rows: int, out_dir: Path) -> dict[str, object]:
+    """The worker's own part, without chDB in the process (as with a ClickHouse server): the same
+    1M rows as presented chunks of CHUNK_ROWS, built here in Arrow, through the format's writer."""
+    from reports.rows import CHUNK_ROWS
+    from reports.writers import Document, open_writer
+
+    assert "chdb" not in sys.modules
+    start = _rss_parts_mb()
+    columns = ("userId", "events", "activeDays", "learningHours", "averageScore", "lastActiveAt", "coursesEnrolled", "coursesCompleted")
+    document = Document(
+        title="bench", report_type="learner-activity", generated_at="2026-12-02T00:00:00.000Z", parameters={},
+        columns=columns, summary={}, chart=[], chart_label="", total_rows=rows,
+    )  # fmt: skip
+    sampler = _Sampler()
+    started = time.perf_counter()
+    writer = open_writer(output_format, out_dir / f"bench.{output_format}", document)
+    for first in range(0, rows, CHUNK_ROWS):
+        n = pa.array(range(first, min(first + CHUNK_ROWS, rows)), type=pa.int64())
+        chunk = pa.table(
+            [
+                pa.array([f"u{i}" for i in n.to_pylist()]), n, n, pa.array([i % 90 / 60 for i in n.to_pylist()]),
+                pa.array([50.0 + i % 50 for i in n.to_pylist()]), pa.array(["2026-12-02T10:00:00.000Z"] * len(n)), n, n,
+            ],
+            names=list(columns),
+        )  # fmt: skip
+        writer.write(chunk)
+    writer.close()
+    seconds = time.perf_counter() - started
+    sampler.stop()
+    return {
+        "format": output_format, "rows": rows, "writer_only": True, "seconds": round(seconds, 2),
+        "rss_start_mb": round(sampler.start), "peak_rss_mb": round(sampler.peak), "start_anon_mb": start["anon"],
+        "start_file_mb": start["file"], "peak_anon_mb": sampler.peak_anon, "peak_arrow_mb": round(sampler.peak_arrow / 2**20),
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--formats", default="csv,xlsx,parquet")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
+    parser.add_argument("--writer-only", action="store_true", help="the writers alone, without chDB in the process")
     args = parser.parse_args()
     if args.one:
-        print(orjson.dumps(asyncio.run(_one(args.one, args.rows, Path(args.dir)))).decode())
+        if args.writer_only:
+            print(orjson.dumps(_writer_only(args.one, args.rows, Path(args.dir))).decode())
+        else:
+            print(orjson.dumps(asyncio.run(_one(args.one, args.rows, Path(args.dir)))).decode())
         return
     for output_format in args.formats.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(_load(args.rows, Path(tmp)))
+            if not args.writer_only:
+                asyncio.run(_load(args.rows, Path(tmp)))
             done = subprocess.run(
-                [sys.executable, __file__, "--one", output_format, "--rows", str(args.rows), "--dir", tmp],
+                [sys.executable, __file__, "--one", output_format, "--rows", str(args.rows), "--dir", tmp,
+                 *(["--writer-only"] if args.writer_only else [])],
                 capture_output=True, text=True,
             )  # fmt: skip
         if done.returncode != 0:
