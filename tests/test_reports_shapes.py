@@ -120,9 +120,30 @@ async def test_grouped_reports_equal_the_recomputation(gateway: Gateway, setting
         for week in report_model.weeks_between(first, TODAY)
     ]
 
+    # course-completion by department: enrollments and completions of its learners, their rate, time and scores
+    _, raw = await report(admin, "course-completion", groupBy=["department"])
+    org = model.index(data)[posted.org]
+    dept = lambda user: org.department.get(user, "")  # noqa: E731
+    enrolled = {pair: e for pair, e in org.enrollments.items() if e.enrolled_at < end}
+    completed = {pair: done for pair, done in org.completions.items() if done.at < end}
+    expected = {}
+    for department in {dept(u) for u, _ in enrolled} | {dept(u) for u, _ in completed}:
+        ins = [pair for pair in enrolled if dept(pair[0]) == department]
+        outs = [pair for pair in completed if dept(pair[0]) == department]
+        expected[department] = {
+            "departmentId": department, "enrollments": len(ins), "completions": len(outs),
+            "completionRate": model.rounded(100 * len(outs) / len(ins)) if ins else 0,
+            "averageScore": model.rounded(model.mean(
+                e.score for e in org.events if e.score is not None and e.course_id and e.user_id and dept(e.user_id) == department
+            )),
+            "averageHoursToComplete": model.rounded(model.mean(
+                (completed[pair].at - enrolled[pair].enrolled_at) / timedelta(hours=1) for pair in outs if pair in enrolled
+            )),
+        }  # fmt: skip
+    assert {r["departmentId"]: r for r in _rows(raw)} == expected
+
     # assessment-results by course
     _, raw = await report(admin, "assessment-results", groupBy=["course"])
-    org = model.index(data)[posted.org]
     attempts: dict[str, list[model.Attempt]] = {}
     for tries in org.attempts.values():
         for attempt in tries:
@@ -143,7 +164,7 @@ async def test_grouped_reports_equal_the_recomputation(gateway: Gateway, setting
     ("report_type", "parameters", "field", "listed"),
     [
         ("learner-transcript", {"groupBy": ["course"]}, "parameters.groupBy", "takes no groupBy"),
-        ("course-completion", {"groupBy": ["department"]}, "parameters.groupBy", "its dimensions: course"),
+        ("course-completion", {"groupBy": ["week"]}, "parameters.groupBy", "its dimensions: course, department"),
         ("learner-activity", {"groupBy": ["assessment"]}, "parameters.groupBy", "learner, course, class, department, day, week, month"),
         ("engagement-trend", {"groupBy": ["course"]}, "parameters.groupBy", "day, week, month"),
         ("learner-activity", {"groupBy": ["day", "week"]}, "parameters.groupBy", "one time grain"),

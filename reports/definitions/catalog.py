@@ -98,7 +98,8 @@ DEFINITIONS: dict[str, Definition] = {
                 "average-score": ("averageScore",), "time-to-complete": ("averageHoursToComplete",),
             },  # fmt: skip
             grain=("course",),
-            dimensions=("course",),
+            dimensions=("course", "department"),
+            grouped=grouped.completion,
         ),
         Definition(
             "assessment-results",

@@ -140,3 +140,50 @@ def assessments(r: Request, dimensions: tuple[str, ...]) -> str:
               LEFT JOIN people AS p ON p.user_id = a.user_id)
         GROUP BY {names}
         ORDER BY {names}"""
+
+
+def completion(r: Request, dimensions: tuple[str, ...]) -> str:
+    """course-completion by course and/or the learner's department: a row per group with an enrollment
+    or a completion before the range's end; scores of events in a course (as the report by course)."""
+    columns = {"course": "course_id", "department": "department_id"}
+    selected, names = _keys(dimensions, columns)
+
+    def with_department(source: str) -> str:
+        return f"(SELECT x.*, p.department_id AS department_id FROM {source} AS x LEFT JOIN people AS p ON p.user_id = x.user_id)"
+
+    return f"""
+        WITH {_people(r)},
+        enrolled AS {with_department(f'''(
+            SELECT course_id, user_id, min(enrolled_at) AS at FROM enrollments WHERE {r.users()}{r.courses()}{r.classes()}
+            GROUP BY course_id, user_id HAVING at < {END})''')},
+        completed AS {with_department(f'''(
+            SELECT course_id, user_id, min(completed_at) AS at FROM course_completions WHERE {r.users()}{r.courses()}
+            GROUP BY course_id, user_id HAVING at < {END})''')},
+        enrolled_g AS (SELECT {selected}, count() AS n FROM enrolled GROUP BY {names}),
+        completed_g AS (SELECT {selected}, count() AS n FROM completed GROUP BY {names}),
+        groups AS (SELECT {names} FROM enrolled_g UNION DISTINCT SELECT {names} FROM completed_g),
+        hours_g AS (
+            SELECT {selected}, avg(dateDiff('millisecond', enrolled_at, completed_at) / 3600000) AS hours FROM (
+                SELECT c.course_id AS course_id, c.department_id AS department_id, e.at AS enrolled_at, c.at AS completed_at
+                FROM completed AS c INNER JOIN enrolled AS e ON e.course_id = c.course_id AND e.user_id = c.user_id)
+            GROUP BY {names}),
+        scores_g AS (
+            SELECT {selected}, sum(score_sum) AS s, sum(score_count) AS n FROM {with_department(f'''(
+                SELECT user_id, course_id, score_sum, score_count FROM learner_activity_daily
+                WHERE {r.users()}{r.courses()} AND course_id != '' AND event_date < toDate({END}))''')}
+            GROUP BY {names})
+        SELECT {', '.join(f'g.{n} AS {n}' for n in names.split(', '))},
+               ifNull(e.n, 0) AS enrollments, ifNull(c.n, 0) AS completions,
+               if(enrollments = 0, 0, 100 * completions / enrollments) AS completionRate,
+               if(ifNull(s.n, 0) = 0, NULL, s.s / s.n) AS averageScore, h.hours AS averageHoursToComplete
+        FROM groups AS g
+        LEFT JOIN enrolled_g AS e ON {_on('g', 'e', names)}
+        LEFT JOIN completed_g AS c ON {_on('g', 'c', names)}
+        LEFT JOIN scores_g AS s ON {_on('g', 's', names)}
+        LEFT JOIN hours_g AS h ON {_on('g', 'h', names)}
+        ORDER BY {names}
+        SETTINGS join_use_nulls = 1"""
+
+
+def _on(left: str, right: str, names: str) -> str:
+    return " AND ".join(f"{left}.{n} = {right}.{n}" for n in names.split(", "))
