@@ -43,7 +43,10 @@ def _parameters(stored: StoredJob) -> dict[str, str]:
     flat = {"Organization": stored.job.organization_id, "Requested by": stored.job.requested_by}
     for name, value in shown.items():
         name = re.sub(r"(?<!^)([A-Z])", r" \1", name).capitalize()  # dateRange -> Date range
-        flat[name] = ", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+        if isinstance(value, dict):
+            flat[name] = ", ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in value.items())
+        else:
+            flat[name] = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
     return flat
 
 

@@ -158,7 +158,7 @@ DEFINITIONS: dict[str, Definition] = {
             ("courseId", "eventType", "events", "activeLearners"),
             lambda r: grouped.content(r, ("course", "event-type")),
             {"Rows": "count()", "Events": "sum(events)"},
-            ("eventType", "events"),
+            ("concat(toString(courseId), ' / ', toString(eventType))", "events"),
             measures={"events": ("events",), "active-learners": ("activeLearners",), "active-days": ("activeDays",)},
             grain=("course", "event-type"),
             dimensions=("course", "event-type", "learner", "department", *_TIME),
