@@ -61,6 +61,8 @@ async def test_a_message_consumed_twice_counts_once(
 
     assert counts == {"": (2, 1001)}
     assert len(await rows_for_org(store, "events", org)) == 2
+    usage = await store.query("SELECT sum(events) AS n FROM content_usage_daily WHERE organization_id = {o:String}", {"o": org})
+    assert usage[0]["n"] == 2, "content-usage's read model (sql/0031) counts the replay once too"
     assert await _rows_as_inserted(store, org) == 2, "the replay is left out, not inserted again"
 
 

@@ -253,3 +253,14 @@ async def test_job_list_filters(gateway: Gateway, settings: Settings) -> None:
     ):
         status, answer = await admin.call("GET", JOBS, **query)
         assert (status, answer.get("field")) == (400, field), (query, answer)
+
+
+async def test_report_types_list_their_measures_and_dimensions(gateway: Gateway, settings: Settings) -> None:
+    status, answer = await caller(gateway, settings, "teacher", unique_org(), "t").call("GET", "/api/v1/reports")
+    assert status == 200, answer
+    types = {t["id"]: t for t in answer["items"]}
+    assert types["content-usage"]["columns"] == ["courseId", "eventType", "events", "activeLearners"]
+    assert types["content-usage"]["dimensions"][:2] == ["course", "event-type"]
+    assert {"week", "month", "department"} <= set(types["learner-activity"]["dimensions"])
+    assert "last-activity" in types["learner-activity"]["measures"]
+    assert types["compliance"]["measures"] == [] and types["compliance"]["dimensions"] == []

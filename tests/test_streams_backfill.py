@@ -79,6 +79,14 @@ def _assert_enriched(rows: list[dict[str, Any]], ids: dict[str, str]) -> None:
         assert row["enrichment_missing"] == []
 
 
+async def _content_usage(store: ClickHouseStore, org: str) -> dict[str, int]:
+    """course -> events counted in content_usage_daily for the organization."""
+    rows = await store.query(
+        "SELECT course_id, sum(events) AS n FROM content_usage_daily WHERE organization_id = {o:String} GROUP BY course_id", {"o": org}
+    )
+    return {row["course_id"]: int(row["n"]) for row in rows}
+
+
 async def test_late_reference_data_is_filled_by_backfill(
     stream_app: Any, store: ClickHouseStore, bootstrap: str, settings: Settings, tmp_path: Path
 ) -> None:
@@ -106,11 +114,14 @@ async def test_backfill_moves_what_the_read_models_counted_to_the_new_course(
 
     assert done[-1].finished and done[-1].done == 1
     assert await signed_counts.of(org) == {"": (0, 0), ids["course"]: (1, 1000)}
+    # the per-learner read model of content-usage (sql/0031) moved it too
+    assert await _content_usage(store, org) == {"": 0, ids["course"]: 1}
     _assert_enriched(await rows_for_org(store, "events", org, COLUMNS), ids)
     # Re-enriching everything again changes nothing, so nothing is written or counted.
     again = [p async for p in run_backfill(store, BackfillScope(organization_id=org, everything=True))]
     assert again[-1].done == 1
     assert await signed_counts.of(org) == {"": (0, 0), ids["course"]: (1, 1000)}
+    assert await _content_usage(store, org) == {"": 0, ids["course"]: 1}
     inserted = await store.query("SELECT count() AS n FROM events WHERE organization_id = {o:String}", {"o": org})
     assert inserted[0]["n"] <= 2, "the stream's row and at most one re-enriched one (a merge may have joined them)"
 
