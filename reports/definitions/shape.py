@@ -135,7 +135,8 @@ def shape(definition: Definition, parameters: Parameters) -> Shape:
         value = definition.chart[1]
         chronological = dimensions[0] in TIME_GRAINS
         grouped, by = definition.grouped, dimensions
-        if grouped is None:  # check() lets no such job in; one stored by another version of the API fails here
+        if grouped is None or not set(dimensions) <= set(definition.dimensions):
+            # check() lets no such job in; one stored by another version of the API fails here
             raise ValueError(f"{definition.id} cannot be grouped by {', '.join(dimensions)}")
         query = lambda r: grouped(r, by)  # noqa: E731
     if value not in columns:
