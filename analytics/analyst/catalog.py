@@ -36,6 +36,7 @@ ANALYST_TABLES = (
     "activity_daily",
     "learner_activity_daily",
     "learner_skills",
+    "content_usage_daily",
     "analyst_queries",
 )
 # Every analyst table has this column; the engine confines reads by it.
