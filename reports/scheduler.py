@@ -76,8 +76,9 @@ def system_clock() -> datetime:
 class SchedulerLock:
     """Leadership: one token holds LOCK_KEY; it must renew within `lifetime_s` or lose it."""
 
-    def __init__(self, redis: Redis, lifetime_s: float = LOCK_LIFETIME_S) -> None:
+    def __init__(self, redis: Redis, lifetime_s: float = LOCK_LIFETIME_S, key: str = LOCK_KEY) -> None:
         self.redis = redis
+        self.key = key
         self.lifetime_ms = int(lifetime_s * 1000)
         self.token = uuid.uuid4().hex
         self._renew = redis.register_script(_RENEW)
@@ -85,17 +86,17 @@ class SchedulerLock:
 
     async def hold(self) -> bool:
         """Renew the lock if this instance holds it, else try to take it; whether it is ours now."""
-        if await self._renew(keys=[LOCK_KEY], args=[self.token, self.lifetime_ms]):
+        if await self._renew(keys=[self.key], args=[self.token, self.lifetime_ms]):
             return True
-        return bool(await self.redis.set(LOCK_KEY, self.token, nx=True, px=self.lifetime_ms))
+        return bool(await self.redis.set(self.key, self.token, nx=True, px=self.lifetime_ms))
 
     async def remaining_s(self) -> float:
         """How long the current holder's lock lasts without a renewal."""
-        ttl = await self.redis.pttl(LOCK_KEY)
+        ttl = await self.redis.pttl(self.key)
         return max(ttl, 0) / 1000
 
     async def release(self) -> None:
-        await self._release(keys=[LOCK_KEY], args=[self.token])
+        await self._release(keys=[self.key], args=[self.token])
 
 
 @dataclass(frozen=True)
@@ -129,15 +130,17 @@ async def create_run(
 
 class Scheduler:
     def __init__(
-        self, store: ClickHouseStore, redis: Redis, *, clock: Clock = system_clock,
-        lock_s: float = LOCK_LIFETIME_S, tick_s: float = TICK_S,
+        self, store: ClickHouseStore, redis: Redis, *, clock: Clock = system_clock, lock_s: float = LOCK_LIFETIME_S,
+        tick_s: float = TICK_S, lock_key: str = LOCK_KEY, organization_id: str | None = None,
     ) -> None:  # fmt: skip
+        """`organization_id`: only that organization's schedules (a scheduler per tenant; tests)."""
         if tick_s * 3 > lock_s:
             raise ValueError(f"the scheduler ticks (and renews its lock) at most every lock_s/3; got tick {tick_s}, lock {lock_s}")
         self.redis = redis
         self.clock = clock
         self.tick_s = tick_s
-        self.lock = SchedulerLock(redis, lock_s)
+        self.lock = SchedulerLock(redis, lock_s, lock_key)
+        self.organization_id = organization_id
         self.ledger = Ledger(store, redis)
         self.queue = ReportQueue(redis)
         self.schedules = ScheduleStore(store)
@@ -154,7 +157,7 @@ class Scheduler:
         now = self.clock()
         last = await self.runs.last_dues()
         fired = []
-        for row in await self.schedules.enabled():
+        for row in await self.schedules.enabled(self.organization_id):
             schedule = schedule_of(row)
             try:
                 recurring = recurrence(schedule)

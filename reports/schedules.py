@@ -190,6 +190,8 @@ class ScheduleStore:
         page = await self.documents.page(scope.organizations(), params, tail, limit, cursor)
         return [schedule_of(row) for row in page.rows], page.next_cursor
 
-    async def enabled(self) -> list[dict[str, Any]]:
-        """Every enabled schedule of every organization, as rows (the scheduler's scan)."""
-        return await self.documents.latest("1", {}, "AND enabled = 1")
+    async def enabled(self, organization_id: str | None = None) -> list[dict[str, Any]]:
+        """Every enabled schedule (of every organization, or of one), as rows: the scheduler's scan."""
+        if organization_id is None:
+            return await self.documents.latest("1", {}, "AND enabled = 1")
+        return await self.documents.latest("organization_id = {org:String}", {"org": organization_id}, "AND enabled = 1")
