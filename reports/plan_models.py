@@ -25,7 +25,7 @@ Recipients = Annotated[list[Recipient], Meta(max_length=100)]
 WallTime = Annotated[str, Meta(pattern=r"^\d{2}:\d{2}$", description="local wall-clock time HH:MM")]
 
 
-class Definition(Model, omit_defaults=True):
+class Definition(Model):
     """What a job of a template or schedule is: the job request's report fields."""
 
     report_type: Lookup
@@ -48,7 +48,7 @@ class ReportTemplateRequest(Model, omit_defaults=True):
     department_id: Identifier | None = None
 
 
-class ReportTemplate(ReportTemplateRequest, omit_defaults=True, kw_only=True):
+class ReportTemplate(ReportTemplateRequest, omit_defaults=False, kw_only=True):
     id: str
     owner_id: str
     created_at: Timestamp
@@ -84,7 +84,7 @@ class ReportScheduleRequest(Model, omit_defaults=True):
     enabled: bool = True
 
 
-class ReportSchedule(ReportScheduleRequest, omit_defaults=True, kw_only=True):
+class ReportSchedule(ReportScheduleRequest, omit_defaults=False, kw_only=True):
     id: str
     organization_id: str
     owner_id: str
