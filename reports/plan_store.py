@@ -18,7 +18,10 @@ from typing import Any
 import pyarrow as pa
 
 from analytics.params import decode_cursor, encode_cursor
+from analytics.scope import Scope
 from lms_events.clickhouse import ClickHouseStore
+from lms_events.errors import NotFound
+from reports.visibility import readable
 
 TIME = pa.timestamp("ms", tz="UTC")
 
@@ -57,6 +60,18 @@ class Documents:
                 WHERE deleted = 0 {tail}""",
             params,
         )
+
+    async def visible(self, scope: Scope, key: str, what: str) -> dict[str, Any]:
+        """The current row of `key` if the caller may read it (reports/visibility.py, owner_id as the
+        owner); else NotFound, so existence outside the caller's view does not leak."""
+        rows = await self.latest(
+            f"{scope.organizations()} AND {self.key} = {{doc_key:String}}",
+            {**scope.params, "doc_key": key},
+            f"AND {readable(scope, owner='owner_id')}",
+        )
+        if not rows:
+            raise NotFound(f"no {what} with this id in your scope", field="id")
+        return rows[0]
 
     async def page(
         self, where: str, params: dict[str, Any], tail: str, limit: int, cursor: str | None

@@ -46,9 +46,12 @@ def _schedule_id(request: web.Request) -> str:
     return schedule_id
 
 
-async def _resolved(request: web.Request, scope: Scope, body: ReportScheduleRequest) -> ReportScheduleRequest:
+async def _resolved(
+    request: web.Request, scope: Scope, body: ReportScheduleRequest, *, copy_template: bool = True
+) -> ReportScheduleRequest:
+    """The schedule checked, its template's definition copied in (on create, and when a change names a template)."""
     template = None
-    if body.template_id is not None:
+    if body.template_id is not None and copy_template:
         try:
             template = await request.app[TEMPLATES].visible(scope, body.template_id)
         except NotFound:
@@ -113,13 +116,14 @@ async def update_schedule(request: web.Request) -> web.Response:
     store = request.app[SCHEDULES]
     schedule, owner = await store.managed(scope, _schedule_id(request))
     changes = await json_object(request)
-    fields = msgspec.to_builtins(ReportSchedule(**msgspec.structs.asdict(schedule)))
-    current = {key: value for key, value in fields.items() if key in {_wire(name) for name in _REQUEST_FIELDS}}
-    if "templateId" in changes and "definition" not in changes:
+    current = msgspec.to_builtins(ReportScheduleRequest(**{name: getattr(schedule, name) for name in _REQUEST_FIELDS}))
+    new_template = changes.get("templateId") is not None
+    if new_template and "definition" not in changes:
         current.pop("definition", None)
     if "definition" in changes and "templateId" not in changes:
         current.pop("templateId", None)
-    changed = await _resolved(request, owner, converted({**current, **changes}, ReportScheduleRequest))
+    merged_body = converted({**current, **changes}, ReportScheduleRequest)
+    changed = await _resolved(request, owner, merged_body, copy_template=new_template)
     restart = any(getattr(changed, name) != getattr(schedule, name) for name in TIMING_FIELDS) or (
         changed.enabled and not schedule.enabled
     )
@@ -154,7 +158,7 @@ async def resume_schedule(request: web.Request) -> web.Response:
 
 async def run_schedule(request: web.Request) -> web.Response:
     schedule, owner = await request.app[SCHEDULES].managed(scope_of(request), _schedule_id(request))
-    stored = await manual_run((request.app[LEDGER], request.app[QUEUE], request.app[RUNS]), schedule, owner)
+    stored = await manual_run(request.app[LEDGER], request.app[QUEUE], request.app[RUNS], schedule, owner)
     return json_answer(stored.job, 202)
 
 
@@ -177,11 +181,6 @@ async def upcoming_runs(request: web.Request) -> web.Response:
     since = max(datetime.now(UTC), _at(schedule.active_since))
     items = [Occurrence(at=iso_z(due), local=due.astimezone(recurring.tz).isoformat()) for due in recurring.upcoming(since, int(raw))]  # type: ignore[arg-type]
     return json_answer(UpcomingRuns(schedule_id=schedule.id, timezone=schedule.timezone, enabled=schedule.enabled, items=items))
-
-
-def _wire(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
 
 
 def _at(value: str) -> datetime:

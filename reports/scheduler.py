@@ -208,9 +208,8 @@ class Scheduler:
         log.info("report_scheduler_stopped")
 
 
-async def manual_run(scheduler_parts: tuple[Ledger, ReportQueue, RunLog], schedule: ReportSchedule, owner: Scope) -> StoredJob:
+async def manual_run(ledger: Ledger, queue: ReportQueue, runs: RunLog, schedule: ReportSchedule, owner: Scope) -> StoredJob:
     """Run now: a job at once, recorded as a manual run (the schedule's timing is unchanged)."""
-    ledger, queue, runs = scheduler_parts
     now = system_clock()
     return await create_run(ledger, queue, runs, schedule, owner, due=now, trigger=MANUAL, now=now)
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from analytics.scope import Scope
 from lms_events.clickhouse import ClickHouseStore
-from lms_events.errors import BadRequest, NotFound
+from lms_events.errors import BadRequest
 from lms_events.tokens import Role
 from reports import jobs, lookups
 from reports.definitions import DEFINITIONS
@@ -148,14 +148,7 @@ class ScheduleStore:
         return schedule
 
     async def _rows(self, scope: Scope, schedule_id: str) -> dict[str, Any]:
-        rows = await self.documents.latest(
-            f"{scope.organizations()} AND schedule_id = {{schedule:String}}",
-            {**scope.params, "schedule": schedule_id},
-            f"AND {readable(scope, owner='owner_id')}",
-        )
-        if not rows:
-            raise NotFound("no report schedule with this id in your scope", field="id")
-        return rows[0]
+        return await self.documents.visible(scope, schedule_id, "report schedule")
 
     async def visible(self, scope: Scope, schedule_id: str) -> ReportSchedule:
         """The schedule if the caller may see it; else NotFound (existence does not leak)."""

@@ -23,7 +23,7 @@ import schemas
 from analytics.params import decode_cursor, encode_cursor
 from analytics.scope import Scope
 from lms_events.clickhouse import ClickHouseStore
-from lms_events.errors import Forbidden, NotFound
+from lms_events.errors import Forbidden
 from lms_events.tokens import Role
 from reports import jobs
 from reports.bodies import converted
@@ -156,14 +156,7 @@ class TemplateStore:
         system = system_templates().get(template_id)
         if system is not None and system_visible(scope, system):
             return system
-        rows = await self.documents.latest(
-            f"{scope.organizations()} AND template_id = {{template:String}}",
-            {**scope.params, "template": template_id},
-            f"AND {readable(scope, owner='owner_id')}",
-        )
-        if not rows:
-            raise NotFound("no report template with this id in your scope", field="id")
-        return _template(rows[0])
+        return _template(await self.documents.visible(scope, template_id, "report template"))
 
     async def managed(self, scope: Scope, template_id: str) -> ReportTemplate:
         """A template the caller may change: their own, or any of the organization's for an administrator."""

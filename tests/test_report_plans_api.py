@@ -148,6 +148,12 @@ async def test_schedules_check_timing_and_honour_visibility(gateway: Gateway, se
     from_template = await created(p["teacher_b"], SCHEDULES, {"name": "from t", "templateId": shared["id"], "frequency": "weekly",
                                                               "dayOfWeek": 1, "timeOfDay": "07:00", "output": {"format": "csv"}})  # fmt: skip
     assert from_template["definition"]["reportType"] == "course-completion" and from_template["output"] == {"format": "csv"}
+    # the template changes; the schedule keeps the definition it copied, through its own changes too
+    assert (await p["admin"].call("PATCH", f"{TEMPLATES}/{shared['id']}", {"reportType": "learner-activity"}))[0] == 200
+    status, renamed = await p["teacher_b"].call("PATCH", f"{SCHEDULES}/{from_template['id']}", {"name": "from t, renamed"})
+    assert status == 200, renamed
+    assert (renamed["name"], renamed["templateId"], renamed["definition"]["reportType"]) == ("from t, renamed", shared["id"], "course-completion")
+    assert renamed["nextRunLocal"][11:16] == "07:00"
     assert (await p["teacher_b"].call("GET", f"{SCHEDULES}/{mine['id']}"))[0] == 404
     assert (await p["stranger"].call("GET", f"{SCHEDULES}/{mine['id']}"))[0] == 404
     status, page = await p["admin"].call("GET", SCHEDULES)

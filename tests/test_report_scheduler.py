@@ -54,11 +54,12 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 async def new_schedule(store: ClickHouseStore, org: str, **timing: Any) -> str:
     scope = Scope.of(Principal("owner", Role.SUBSCRIBER_ADMIN, org, ()))
+    # from 2027 on: the fake clock's time, never due on the real one (a gateway's scheduler in the session)
     request = ReportScheduleRequest(
-        name="nightly", definition=Definition(report_type="engagement-trend"), recipients=["ops@example.org"], **timing
-    )
+        name="nightly", definition=Definition(report_type="engagement-trend"), recipients=["ops@example.org"],
+        start_date="2027-01-01", **timing,
+    )  # fmt: skip
     schedule = await ScheduleStore(store).create(scope, request)
-    # occurrences count from activeSince (now, 2026): the fake clock runs in 2027
     return schedule.id
 
 
