@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,8 +118,10 @@ async def create_run(
     *, due: datetime, trigger: str, missed: int = 0, job_id: str | None = None, now: datetime | None = None,
 ) -> StoredJob:  # fmt: skip
     """The schedule's job (submitted unless it already exists) and its run record."""
+    # A scheduled job that exists already (its scheduler died before recording the run) has a status in Redis.
+    existing = job_id is not None and await ledger.status(job_id) is not None
     job_id = job_id or str(uuid.uuid4())
-    stored = await ledger.find(schedule.organization_id, job_id)
+    stored = await ledger.find(schedule.organization_id, job_id) if existing else None
     if stored is None:
         fresh = new_job(job_request(schedule, schedule.id), owner, schedule.organization_id)
         fresh = StoredJob(msgspec.structs.replace(fresh.job, id=job_id), fresh.requester_role, fresh.requester_departments, 1)
@@ -156,8 +159,15 @@ class Scheduler:
         """Fire every due occurrence (the latest one per schedule) as of clock()."""
         now = self.clock()
         last = await self.runs.last_dues()
-        fired = []
+        fired: list[Fired] = []
+        renewed = time.monotonic()
         for row in await self.schedules.enabled(self.organization_id):
+            if time.monotonic() - renewed > self.tick_s:
+                # a long tick (many runs due after downtime) keeps its lock, or stops when it lost it
+                if not await self.lock.hold():
+                    log.warning("report_scheduler_lost_lock", fired=len(fired))
+                    return fired
+                renewed = time.monotonic()
             schedule = schedule_of(row)
             try:
                 recurring = recurrence(schedule)
