@@ -61,18 +61,20 @@ async def _resolved(
 
 async def _answer(request: web.Request, schedules: list[ReportSchedule]) -> list[ReportSchedule]:
     """Schedules with their last run (the run log) and next run (from now, when enabled)."""
-    if not schedules:
-        return []
-    last = await request.app[RUNS].last_runs(schedules[0].organization_id, [schedule.id for schedule in schedules])
+    last: dict[str, tuple[str, str]] = {}
+    for organization_id in {schedule.organization_id for schedule in schedules}:  # one, but a system-admin's
+        ids = [schedule.id for schedule in schedules if schedule.organization_id == organization_id]
+        last.update(await request.app[RUNS].last_runs(organization_id, ids))
     now = datetime.now(UTC)
     answered = []
     for schedule in schedules:
         last_at, last_job = last.get(schedule.id, (None, None))
-        upcoming = recurrence(schedule).next_after(max(now, _at(schedule.active_since))) if schedule.enabled else None
+        recurring = recurrence(schedule)
+        upcoming = recurring.next_after(max(now, _at(schedule.active_since))) if schedule.enabled else None
         answered.append(
             msgspec.structs.replace(
                 schedule, last_run_at=last_at, last_job_id=last_job, next_run_at=iso_z(upcoming) if upcoming else None,
-                next_run_local=upcoming.astimezone(recurrence(schedule).tz).isoformat() if upcoming else None,
+                next_run_local=upcoming.astimezone(recurring.tz).isoformat() if upcoming else None,
             )  # fmt: skip
         )
     return answered
