@@ -211,6 +211,8 @@ class Scheduler:
                     wait = min(self.tick_s, max(await self.lock.remaining_s(), 0.01))
             except (RedisError, StorageError) as exc:
                 log.warning("report_scheduler_retrying", error_type=type(exc).__name__)
+            except Exception:  # noqa: BLE001 - one bad schedule or bug must not end scheduling in this process
+                log.exception("report_scheduler_tick_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
         with contextlib.suppress(RedisError):

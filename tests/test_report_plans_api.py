@@ -218,8 +218,10 @@ async def test_metadata_and_filter_options_in_the_callers_scope(gateway: Gateway
         {"eventType": "UserCreated", "userId": "max", "departmentId": "d2"},
         {"eventType": "CourseCreated", "courseId": "c1", "contents": []},
         {"eventType": "CourseCreated", "courseId": "c2", "contents": []},
-        {"eventType": "UserEnrolled", "userId": "lea", "courseId": "c1"},
-        {"eventType": "UserEnrolled", "userId": "max", "courseId": "c2"},
+        {"eventType": "ClassCreated", "classId": "k1", "courseId": "c1", "departmentId": "d1", "teacherIds": ["t1"]},
+        {"eventType": "ClassCreated", "classId": "k2", "courseId": "c2", "departmentId": "d2", "teacherIds": ["t2"]},
+        {"eventType": "UserEnrolled", "userId": "lea", "courseId": "c1", "classId": "k1"},
+        {"eventType": "UserEnrolled", "userId": "max", "courseId": "c2", "classId": "k2"},
     ]
     status, answer = await client.post("/v1/domain-events", domain)
     assert status == 200 and answer["totals"]["rejected"] == 0, answer
@@ -227,11 +229,13 @@ async def test_metadata_and_filter_options_in_the_callers_scope(gateway: Gateway
     async def counted() -> int:
         rows = await store.query("SELECT count() AS n FROM (SELECT user_id FROM learners WHERE organization_id = {org:String} GROUP BY user_id)", {"org": org})
         enrolled = await store.query("SELECT count() AS n FROM enrollments WHERE organization_id = {org:String}", {"org": org})
-        return int(rows[0]["n"]) + int(enrolled[0]["n"])
+        classes = await store.query("SELECT uniqExact(class_id) AS n FROM classes WHERE organization_id = {org:String}", {"org": org})
+        return int(rows[0]["n"]) + int(enrolled[0]["n"]) + int(classes[0]["n"])
 
-    await eventually(counted, lambda n: n == 5, timeout=60)
+    await eventually(counted, lambda n: n == 7, timeout=60)
     admin = caller(gateway, settings, "subscriber-admin", org, "admin")
     d1 = caller(gateway, settings, "teacher-admin", org, "head_d1", ("d1",))
+    teacher = caller(gateway, settings, "teacher", org, "t2")
     status, types = await admin.call("GET", f"{METADATA}/report-types")
     assert status == 200 and {t["id"] for t in types["items"]} == set(lookups.values("report-type"))
     compliance = next(t for t in types["items"] if t["id"] == "compliance")
@@ -253,6 +257,8 @@ async def test_metadata_and_filter_options_in_the_callers_scope(gateway: Gateway
     assert await options(d1, "learners") == ["lea", "leo"]  # scope applied in the query
     assert await options(d1, "departments") == ["d1"] and await options(admin, "departments") == ["d1", "d2"]
     assert await options(d1, "courses") == ["c1"] and await options(admin, "courses") == ["c1", "c2"]
+    assert await options(teacher, "learners") == ["max"] and await options(teacher, "classes") == ["k2"]
+    assert await options(admin, "classes") == ["k1", "k2"] and await options(teacher, "departments") == ["d2"]
     assert await options(admin, "learners", search="LE") == ["lea", "leo"]
     status, first = await admin.call("GET", f"{METADATA}/filter-options/learners", limit="2")
     status, second = await admin.call("GET", f"{METADATA}/filter-options/learners", limit="2", cursor=first["nextCursor"])
