@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from redis.asyncio import Redis
 
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
@@ -264,3 +265,9 @@ async def test_metadata_and_filter_options_in_the_callers_scope(gateway: Gateway
     status, second = await admin.call("GET", f"{METADATA}/filter-options/learners", limit="2", cursor=first["nextCursor"])
     assert [i["id"] for i in first["items"] + second["items"]] == ["lea", "leo", "max"] and second["nextCursor"] is None
     assert (await admin.call("GET", f"{METADATA}/filter-options/planets"))[0] == 404
+    # answered through the analytics answer cache, under the organization's generation
+    redis = Redis.from_url(settings.redis_url or "")
+    try:
+        assert await redis.keys(f"lms-events:analytics:answer:{org}:*")
+    finally:
+        await redis.aclose()
