@@ -4,6 +4,8 @@
     gateway answers          ingest/answers.py
     analytics answers        analytics/models.py (the handlers encode through them)
     report jobs              reports/models.py (request and answers), reports/writers FORMATS
+    templates, schedules,    lms_events/openapi_plans.py, from reports/plan_models.py and
+    report metadata          reports/metadata_models.py
     errors                   lms_events.errors.ErrorAnswer
     parameters               the constants of analytics.params, progress, drilldown
 
@@ -57,6 +59,7 @@ from lms_events.openapi_parts import (
     UNTIL,
     write_operation,
 )
+from lms_events.openapi_plans import plan_operations
 from lms_events.openapi_schemas import (
     component_schemas,
     JSON,
@@ -285,7 +288,7 @@ def document(routes: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """The document of these (method, path) routes, in path order."""
     paths: dict[str, dict[str, Any]] = {}
     for method, path in sorted(routes, key=lambda route: (route[1], route[0])):
-        operation = operations().get((method, path)) or report_operations().get((method, path))
+        operation = operations().get((method, path)) or report_operations().get((method, path)) or plan_operations().get((method, path))
         if operation is None:
             raise LookupError(f"{method} {path} has no OpenAPI operation; describe it in lms_events/openapi.py")
         paths.setdefault(path, {})[method.lower()] = operation

@@ -15,4 +15,14 @@
     worker.py       the loop: claim, reclaim, run, retry, expire
     published.py    ReportGenerated on analytics.events
     handlers.py     the HTTP API;  app.py: its routes and resources (`add_reports`)
+
+Templates, schedules and metadata (report seed API-ISS-027, 028, 031-033):
+
+    plan_models.py      templates and schedules on the wire;  plan_store.py  versioned documents in ClickHouse
+    templates.py        saved definitions and the system ones (schemas/report_templates.json)
+    schedules.py        a schedule's checks and storage;  recurrence.py  its instants (cron, timezone, DST)
+    schedule_runs.py    each run of a schedule;  scheduler.py  the single active scheduler (Redis lock)
+    delivery.py         a scheduled report's recipients: notification record, ReportGenerated
+    metadata.py         report types, formats, lookups, event types, filter options in scope
+    *_handlers.py       their HTTP APIs;  plan_app.py: routes and resources (`add_plans`)
 """

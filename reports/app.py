@@ -23,8 +23,11 @@ from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
 from lms_events.tokens import SECRET_FILE
 from reports import handlers
+from reports.delivery import Delivering
 from reports.keys import LEDGER, QUEUE, STORAGE
 from reports.ledger import Ledger
+from reports.plan_app import add_plans
+from reports.scheduler import Scheduler
 from reports.published import ReportPublisher
 from reports.queue import ReportQueue
 from reports.storage import ReportFiles
@@ -60,7 +63,8 @@ def add_reports(
         running = None
         async with publishing(settings) as publisher:
             if run_worker:
-                running = asyncio.create_task(ReportWorker(settings, clickhouse, redis, publisher).run(stop))
+                delivering = Delivering(clickhouse, publisher)
+                running = asyncio.create_task(ReportWorker(settings, clickhouse, redis, delivering).run(stop))
             yield
             stop.set()
             if running is not None:
@@ -82,14 +86,16 @@ def add_reports(
     app.router.add_post(f"{PREFIX}/reports/{{reportId}}/generate", handlers.generate_report)
     app.router.add_get(f"{PREFIX}/reports/{{reportId}}/status/{{jobId}}", handlers.report_status)
     app.router.add_get(f"{PREFIX}/report-lookups", handlers.lookup_values)
+    add_plans(app, settings, scheduler=run_worker)  # templates, schedules, metadata; the scheduler beside the worker
 
 
 async def run_worker(settings: Settings, store: ClickHouseStore, stop: asyncio.Event) -> None:
-    """The worker alone (`lms-events reports`), until `stop` is set."""
+    """The worker and the scheduler alone (`lms-events reports`), until `stop` is set."""
     redis = report_redis(settings)
     try:
         async with publishing(settings) as publisher:
-            await ReportWorker(settings, store, redis, publisher).run(stop)
+            worker = ReportWorker(settings, store, redis, Delivering(store, publisher))
+            await asyncio.gather(worker.run(stop), Scheduler(store, redis).run(stop))
     finally:
         await redis.aclose()
 

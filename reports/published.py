@@ -61,8 +61,9 @@ class ReportPublisher:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def publish(self, stored: StoredJob) -> None:
-        message = orjson.dumps(report_generated(stored))
+    async def publish(self, stored: StoredJob, **extra: object) -> None:
+        """ReportGenerated of the job; `extra` fields join it (a scheduled report's recipients)."""
+        message = orjson.dumps({**report_generated(stored), **extra})
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 producer = await self._connected()

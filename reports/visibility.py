@@ -1,5 +1,6 @@
 """Who may see and who may manage a report job, as SQL on `report_jobs`
-rows (readers) and as a check on one job (managers).
+rows (readers) and as a check on one job (managers). Templates and
+schedules (their owner in `owner_id`) follow the same rules.
 
     visibility     who reads it (besides its requester)
     private        nobody else
@@ -21,9 +22,10 @@ from lms_events.errors import Forbidden
 from lms_events.tokens import ORGANIZATION_WIDE, Role
 
 
-def readable(scope: Scope) -> str:
-    """The condition that a report_jobs row is readable by the caller (within scope.organizations())."""
-    own = f"requested_by = {CALLER}"
+def readable(scope: Scope, owner: str = "requested_by") -> str:
+    """The condition that a report_jobs row (or a row whose `owner` column names its owner) is
+    readable by the caller (within scope.organizations())."""
+    own = f"{owner} = {CALLER}"
     if scope.role is Role.STUDENT:
         return own
     if scope.role in ORGANIZATION_WIDE:
@@ -32,6 +34,6 @@ def readable(scope: Scope) -> str:
     return f"({own} OR visibility = 'organization' OR {department})"
 
 
-def require_manager(scope: Scope, requested_by: str) -> None:
+def require_manager(scope: Scope, requested_by: str, what: str = "job") -> None:
     if requested_by != scope.sub and scope.role not in ORGANIZATION_WIDE:
-        raise Forbidden("only the requester or an administrator may change this job")
+        raise Forbidden(f"only the {'requester' if what == 'job' else 'owner'} or an administrator may change this {what}")
