@@ -38,7 +38,11 @@ COMMON_PARAMETERS = {
     "includeInactive": ("boolean", "also rows without activity"),
 }
 SPECIFIC_PARAMETERS = {
-    "at-risk-learners": {"inactiveDays": ("integer", "days without activity in the course (default 14)")},
+    "at-risk-learners": {
+        "inactiveDays": ("integer", "days without activity in the course (default 14)"),
+        "recentScoreDays": ("integer", "falling scores: the latest days with scores compared (default 3)"),
+        "scoreDrop": ("number", "falling scores: points the recent mean is below the earlier one (default 10)"),
+    },
     "compliance": {"dueDate": ("date", "required: completed by the end of this UTC day")},
     "content-usage": {"filters.eventTypes": ("array", "only these event types")},
 }
@@ -60,7 +64,9 @@ def report_types() -> list[dict[str, Any]]:
                 {"name": name, "type": kind, "description": text, "required": name in REQUIRED.get(report_type, ())}
                 for name, (kind, text) in parameters.items()
             ],
-            "measures": list(lookups.values("measure-type")), "dimensions": list(lookups.values("dimension")),
+            # what parameters.measures and parameters.groupBy may name for this type
+            "measures": list(definition.measures) if definition else [],
+            "dimensions": list(definition.dimensions) if definition else [],
         })  # fmt: skip
     return types
 

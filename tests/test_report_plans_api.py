@@ -22,6 +22,7 @@ from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
 from lms_events.topics import ANALYTICS_EVENTS
 from reports import lookups
+from reports.definitions import DEFINITIONS
 from tests.support import Gateway, eventually, unique_org
 from tests.test_reports import Caller, caller
 
@@ -241,6 +242,10 @@ async def test_metadata_and_filter_options_in_the_callers_scope(gateway: Gateway
     assert status == 200 and {t["id"] for t in types["items"]} == set(lookups.values("report-type"))
     compliance = next(t for t in types["items"] if t["id"] == "compliance")
     assert {p["name"] for p in compliance["parameters"] if p["required"]} == {"dueDate", "filters.courseIds"}
+    # each type offers the measures and groupings its own definition answers, not every lookup value
+    trend = next(t for t in types["items"] if t["id"] == "engagement-trend")
+    assert trend["dimensions"] == list(DEFINITIONS["engagement-trend"].dimensions) and "assessment" not in trend["dimensions"]
+    assert compliance["measures"] == list(DEFINITIONS["compliance"].measures)
     status, formats = await d1.call("GET", f"{METADATA}/output-formats")
     assert {f["id"]: f["extension"] for f in formats["items"]}["xlsx"] == "xlsx"
     status, frequencies = await d1.call("GET", f"{METADATA}/lookups/schedule-frequency")
