@@ -115,9 +115,10 @@ def _metrics(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def check_newcomer_path(env: dict[str, str], base: str, data_dir: Path, tmp_path: Path) -> None:
-    """Against a running `up` with this env: the README's curl example twice (both
-    `accepted`), then `lms-events sql` sees both events, and /metrics counted them."""
+def check_newcomer_path(env: dict[str, str], base: str, data_dir: Path, tmp_path: Path, log_path: Path) -> None:
+    """Against a running `up` with this env (JSON logs to `log_path`): the README's curl example
+    twice (both `accepted`), then `lms-events sql` sees both events, /metrics counted them,
+    and the log line of each request names its request id and nothing personal."""
     env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))}
     accepted = ("lms_events_intake_events_total", (("event_type", "game_stage_complete"), ("status", "accepted")))
     before = _metrics(base).get(accepted, 0.0)
@@ -151,3 +152,10 @@ def check_newcomer_path(env: dict[str, str], base: str, data_dir: Path, tmp_path
     samples = _metrics(base)
     assert samples.get(("lms_events_sink_batch_rows_count", (("table", "event_loads"),)), 0) >= 1
     assert ("lms_events_reports_queue_messages", (("queue", "delayed"),)) in samples
+
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    ingested = [line for line in lines if line.get("event") == "batch_ingested"]
+    assert len(ingested) >= 2
+    for line in ingested:
+        assert re.fullmatch(r"[0-9a-f]{32}", line["request_id"]), line
+        assert not {"user_id", "client_ip", "ip", "event_id"} & set(line), line

@@ -198,3 +198,29 @@ def test_metrics_port_is_a_port(variable: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         Settings.from_env({variable: "70000"})
     assert Settings.from_env({variable: "9464"}).metrics_port == 9464
+
+
+async def test_roles_without_http_serve_metrics_on_their_own_port() -> None:
+    """`worker` and `reports` (LMS_EVENTS_METRICS_PORT): /metrics with their scrape-time probes;
+    a probe that fails is counted and the scrape still answers."""
+    import aiohttp
+
+    from lms_events.metrics import REPORT_QUEUE, serving
+
+    async def queue_depth() -> None:
+        REPORT_QUEUE.labels("probe-test").set(7)
+
+    async def broken() -> None:
+        raise ConnectionError("Redis away")
+
+    async with serving("127.0.0.1", 0, {"queue_depth": queue_depth, "broken": broken}) as url:
+        assert url is not None
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url) as response:
+                assert response.status == 200
+                text = await response.text()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("lms_events_reports_queue_messages", (("queue", "probe-test"),))] == 7
+    assert samples[("lms_events_metrics_probe_failures_total", (("probe", "broken"),))] >= 1
+    async with serving("127.0.0.1", None, {}) as nothing:
+        assert nothing is None

@@ -168,7 +168,7 @@ def test_up_serves_drains_on_sigterm_and_stops_children(tmp_path: Path) -> None:
         status, body = _post(f"{base}/v1/batch", [new_event(organization_id=org)], key)
         assert status == 401 and "revoked" in body["error"]
         # The README's curl example, `lms-events sql` and /metrics on this same `up`.
-        check_newcomer_path(env, base, data_dir, tmp_path)
+        check_newcomer_path(env, base, data_dir, tmp_path, log_path)
 
         # SIGTERM at once: the drain must still land every accepted event.
         _stop_up(process, log_path)
