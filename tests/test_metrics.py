@@ -139,12 +139,6 @@ async def test_analytics_cache_hits_and_misses_are_counted(gateway: Gateway, cli
     assert "delayed" in queues and len(queues) >= 2
 
 
-async def test_health_reports_consumer_lag(gateway: Gateway) -> None:
-    async with gateway.session.get(f"{gateway.url}/health") as response:
-        body = await response.json()
-    assert response.status == 200 and isinstance(body["consumer_lag"], int) and body["consumer_lag"] >= 0
-
-
 async def test_every_answer_names_its_request_and_its_log_lines_do_too(
     gateway: Gateway, client: Client, store: ClickHouseStore
 ) -> None:
