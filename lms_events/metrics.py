@@ -24,9 +24,9 @@ its gauge as it was and counts in `lms_events_metrics_probe_failures_total`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Generic, TypeVar
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -101,10 +101,7 @@ PROBE_FAILURES = Counter(
     ["probe"], namespace=NAMESPACE, subsystem="metrics",
 )
 
-M = TypeVar("M")
-
-
-class Children(Generic[M]):
+class Children:
     """A metric's label children by label values, looked up in the registry once each:
     `labels()` takes a lock and validates every time, this is one dict lookup."""
 
@@ -112,19 +109,19 @@ class Children(Generic[M]):
 
     def __init__(self, metric: Any) -> None:
         self._metric = metric
-        self._children: dict[tuple[str, ...], M] = {}
+        self._children: dict[tuple[str, ...], Any] = {}
 
-    def __call__(self, *values: str) -> M:
+    def __call__(self, *values: str) -> Any:
         child = self._children.get(values)
         if child is None:
             child = self._children[values] = self._metric.labels(*values)
         return child
 
 
-intake_events: Children[Any] = Children(INTAKE_EVENTS)
-http_requests: Children[Any] = Children(HTTP_REQUESTS)
-sink_rows: Children[Any] = Children(SINK_BATCH_ROWS)
-sink_seconds: Children[Any] = Children(SINK_INSERT)
+intake_events = Children(INTAKE_EVENTS)
+http_requests = Children(HTTP_REQUESTS)
+sink_rows = Children(SINK_BATCH_ROWS)
+sink_seconds = Children(SINK_INSERT)
 
 
 def count_intake(counts: dict[tuple[str, str], int]) -> None:
