@@ -116,10 +116,10 @@ async def test_stored_batches_move_the_sink_and_freshness_metrics(gateway: Gatew
     assert value(after, "lms_events_sink_last_success_timestamp_seconds") >= value(
         before, "lms_events_sink_last_success_timestamp_seconds"
     )
-    # Freshness is seconds from the gateway's stamp to the insert: a fresh event, a small value.
-    assert 0 <= delta(before, after, "lms_events_sink_accepted_to_stored_seconds_sum") < 60 * delta(
-        before, after, "lms_events_sink_accepted_to_stored_seconds_count"
-    )
+    # Freshness is seconds from the gateway's stamp to the insert: our fresh events' batch took
+    # well under a minute (other tests' replays may add slower batches, never negative ones).
+    assert delta(before, after, "lms_events_sink_accepted_to_stored_seconds_bucket", le="60.0") >= 1
+    assert delta(before, after, "lms_events_sink_accepted_to_stored_seconds_sum") >= 0
 
 
 async def test_analytics_cache_hits_and_misses_are_counted(gateway: Gateway, client: Client, settings: Settings) -> None:
