@@ -40,8 +40,8 @@ async def lag_by_topic(bootstrap: str, group: str = STREAM_APP_ID, topics: tuple
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, request_timeout_ms=int(READ_TIMEOUT_S * 1000)
     )
-    await consumer.start()
-    try:
+    try:  # started inside: a read cut short by its timeout still closes the client
+        await consumer.start()
         partitions = await group_partitions(consumer, topics)
         committed, ends = await committed_and_ends(consumer, partitions)
     finally:

@@ -218,3 +218,21 @@ async def test_roles_without_http_serve_metrics_on_their_own_port() -> None:
     assert samples[("lms_events_metrics_probe_failures_total", (("probe", "broken"),))] >= 1
     async with serving("127.0.0.1", None, {}) as nothing:
         assert nothing is None
+
+
+async def test_lag_of_an_unreachable_broker_fails_in_bounded_time_once() -> None:
+    """A broker away costs /health and a scrape one bounded read per CACHE_S, not one each."""
+    import time
+
+    from lms_events import embedded
+    from lms_events.lag import READ_TIMEOUT_S, LagReader
+
+    reader = LagReader(f"127.0.0.1:{embedded.free_port()}")
+    started = time.monotonic()
+    with pytest.raises(Exception):  # noqa: B017 - whatever the client raised, kept for the next askers
+        await reader.by_topic()
+    assert time.monotonic() - started < READ_TIMEOUT_S + 1.0
+    started = time.monotonic()
+    with pytest.raises(Exception):  # noqa: B017
+        await reader.by_topic()
+    assert time.monotonic() - started < 0.1
