@@ -3,6 +3,8 @@
 
     python3 dev.py up     install into .venv (first run), then `lms-events up`
     python3 dev.py test   install into .venv (first run), then the whole test suite
+    python3 dev.py lms-events ARGS...
+                          any `lms-events` command from .venv, e.g. `keys list`, `sql "SELECT ..."`
 
 Extra arguments are passed on (`python3 dev.py test -k e2e -x`). The
 virtualenv is re-synced whenever pyproject.toml changes.
@@ -45,15 +47,16 @@ def ensure_installed() -> None:
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("up", "test", "install"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("up", "test", "install", "lms-events"):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     command, rest = sys.argv[1], sys.argv[2:]
     ensure_installed()
     if command == "install":
         return 0
-    if command == "up":
-        os.execv(str(BIN / "lms-events"), [str(BIN / "lms-events"), "up", *rest])
+    if command in ("up", "lms-events"):
+        args = ["up", *rest] if command == "up" else rest
+        os.execv(str(BIN / "lms-events"), [str(BIN / "lms-events"), *args])
     code = subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT)
     if code == PYTEST_NO_TESTS:
         print("dev.py: pytest collected no tests; that is a failure", file=sys.stderr)

@@ -23,6 +23,8 @@ from lms_events.audit import AuditTrail
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.docs import add_docs
 from lms_events.errors import ConfigError
+from lms_events.metrics import add_metrics
+from lms_events.request_context import request_context
 from lms_events.settings import Settings
 from lms_events.tokens import signing_secret
 
@@ -78,7 +80,8 @@ def add_api(app: web.Application, settings: Settings, *, store: ClickHouseStore 
 def create_api_app(settings: Settings, *more: Callable[[web.Application], None]) -> web.Application:
     """The API in a process of its own (`lms-events api`), with the read-side parts in `more`
     (the entry point passes the report API); its /openapi.json describes what it serves."""
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[request_context, error_middleware])
+    add_metrics(app)
     add_api(app, settings)
     add_query_api(app)
     for add in more:

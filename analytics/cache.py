@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from analytics.scope import Scope
+from lms_events.metrics import CACHE_REQUESTS
 
 log = structlog.get_logger(__name__)
 
@@ -59,15 +60,19 @@ class AnswerCache:
         self, scope: Scope, route: str, request_key: Any, ttl_s: float, compute: Callable[[], Awaitable[Any]]
     ) -> Any:
         if ttl_s <= 0:
+            CACHE_REQUESTS.labels(route, "bypass").inc()
             return await compute()
         try:
             key = await self._key(scope, route, request_key)
             cached = await self.redis.get(key)
         except RedisError as exc:
             log.warning("analytics_cache_unavailable", error=str(exc))
+            CACHE_REQUESTS.labels(route, "bypass").inc()
             return await compute()
         if cached is not None:
+            CACHE_REQUESTS.labels(route, "hit").inc()
             return orjson.loads(cached)
+        CACHE_REQUESTS.labels(route, "miss").inc()
         answer = await compute()
         try:
             await self.redis.set(key, orjson.dumps(answer), px=int(ttl_s * 1000))

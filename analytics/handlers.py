@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-import uuid
 from typing import Any
 
 import msgspec
@@ -23,6 +22,7 @@ from analytics.scope import Scope
 from ingest.privacy import truncate_ip
 from lms_events.audit import AuditEntry
 from lms_events.errors import BadRequest, NotFound
+from lms_events.request_context import current_request_id
 from lms_events.tokens import bearer_token, verify
 
 def json_answer(payload: Any, model: type[models.Model]) -> web.Response:
@@ -48,7 +48,7 @@ def audit(request: web.Request, scope: Scope, read: str, subject_user_id: str | 
             target=request.path,
             detail={name: value for name, value in request.query.items() if name not in ("cursor", "format")},
             client_ip=truncate_ip(request.remote),
-            request_id=request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex,
+            request_id=current_request_id(),
         )
     )
 

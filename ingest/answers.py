@@ -142,6 +142,10 @@ class HealthAnswer(Answer):
     sink_last_success: Annotated[
         str | None, Meta(description="under `up`: when a sink last stored a batch in ClickHouse (ISO 8601, UTC)")
     ] = None
+    consumer_lag: Annotated[
+        Count | None,
+        Meta(description="messages of the pipeline topics the stream app has not committed yet; null when unreadable"),
+    ] = None
 
 
 ANSWERS: tuple[type[Answer], ...] = (

@@ -29,6 +29,9 @@ from ingest.sampling import Sampler
 from ingest.spool import Spool
 from ingest.validation import EventValidator
 from lms_events.admin import create_admin_app
+from lms_events.lag import LagReader
+from lms_events.metrics import add_metrics, add_probe
+from lms_events.request_context import request_context
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events import tokens
 from lms_events.errors import ConfigError, StorageError
@@ -131,7 +134,7 @@ def create_app(
     app = web.Application(
         # Headroom over the body limit so our check, not aiohttp, answers 413 with a reason.
         client_max_size=MAX_BODY_BYTES * 2,
-        middlewares=[cors_middleware(settings.cors_origins), handlers.error_middleware],
+        middlewares=[request_context, cors_middleware(settings.cors_origins), handlers.error_middleware],
         # We decompress ourselves (ingest.body): bounded against zip bombs and
         # with JSON errors for unsupported encodings instead of aiohttp's text 400.
         handler_args={"auto_decompress": False},
@@ -156,6 +159,9 @@ def create_app(
     app.router.add_get("/v1/schemas", handlers.get_schemas)
     app.router.add_get("/v1/schemas/{event_type}", handlers.get_event_schema)
     app.router.add_get("/health", health.get_health)
+    app[health.LAG] = LagReader(settings.kafka_bootstrap_servers)
+    add_probe(app, "consumer_lag", app[health.LAG].probe)
+    add_metrics(app)
     if admin_token is not None:
         app.add_subapp("/admin/", create_admin_app(admin_token))
     return app

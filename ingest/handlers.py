@@ -6,7 +6,7 @@ only wire a request to it. Errors become responses in `error_middleware`.
 
 from __future__ import annotations
 
-import uuid
+import time
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -26,7 +26,9 @@ from ingest.publish import KafkaMessage
 from ingest.taxonomy import event_types, lookup
 from ingest.timestamps import iso_ms
 from ingest.validation import SchemaCheck, property_schema
+from lms_events import metrics
 from lms_events.audit import AuditEntry, write_now
+from lms_events.request_context import current_request_id
 from lms_events.tokens import bearer_token, verify
 from lms_events.errors import BadRequest, BrokerUnavailable, ClientError, NotFound, RateLimited
 from lms_events.topics import CONSENT_RECORDS
@@ -77,7 +79,7 @@ async def _within_rate_limit(request: web.Request, key: WriteKey, events: int) -
 
 async def _ingest(request: web.Request, key: WriteKey, events: list[Any]) -> web.Response:
     await _within_rate_limit(request, key, len(events))
-    caller = Caller(key, truncate_ip(client_ip(request)), uuid.uuid4().hex)
+    caller = Caller(key, truncate_ip(client_ip(request)), current_request_id())
     intake = request.app[INTAKE]
     try:
         outcome = await intake.process(events, caller=caller, received_at=datetime.now(UTC))
@@ -85,12 +87,28 @@ async def _ingest(request: web.Request, key: WriteKey, events: list[Any]) -> web
         # Checking or encoding a deeply nested event; nothing was claimed or published yet.
         raise BadRequest(TOO_DEEP) from None
     try:
-        await request.app[PUBLISHER].publish(outcome.messages)
+        await _publish(request, outcome.messages)
     except BrokerUnavailable:
         await intake.release(outcome)
         raise
+    metrics.count_intake(outcome.counts)  # after the publish: what the answer says, nothing a 503 undid
     log.info("batch_ingested", key_id=key.key_id, events=len(events), **outcome.totals)
     return json_response(outcome.as_json())
+
+
+_published = metrics.KAFKA_PUBLISH.labels("acknowledged")
+_unpublished = metrics.KAFKA_PUBLISH.labels("unavailable")
+
+
+async def _publish(request: web.Request, messages: list[KafkaMessage]) -> None:
+    """Publish (Kafka acks=all, and the spool under `up`), timed."""
+    started = time.perf_counter()
+    try:
+        await request.app[PUBLISHER].publish(messages)
+    except BrokerUnavailable:
+        _unpublished.observe(time.perf_counter() - started)
+        raise
+    _published.observe(time.perf_counter() - started)
 
 
 # Every handler authenticates before it reads the body: a stranger gets
@@ -114,8 +132,10 @@ async def post_domain_events(request: web.Request) -> web.Response:
     await _within_rate_limit(request, key, len(events))
     outcome = domain_events.decide(events, key)
     consent_messages = [_consent_message(r) for r in outcome.consent_records]
-    await request.app[PUBLISHER].publish(outcome.messages + consent_messages)
+    await _publish(request, outcome.messages + consent_messages)
     await request.app[CONSENT].put_many(outcome.consent_records)
+    for status, count in outcome.totals().items():
+        metrics.DOMAIN_EVENTS.labels(status).inc(count)
     log.info("domain_events_ingested", key_id=key.key_id, **outcome.totals())
     return json_response(outcome.as_json())
 

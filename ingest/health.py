@@ -3,7 +3,9 @@
 Under `up`, which runs the stream worker too, it also says whether the
 worker is ready (joined its group, reference tables loaded): until then
 the answer is 503 `starting`, so a probe never sees `ok` before events
-can be loaded; and when a sink last stored a batch.
+can be loaded; and when a sink last stored a batch. Every gateway also
+says how many messages the stream app has yet to commit (`consumer_lag`,
+null when it cannot be read): informative, it never makes the answer 503.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from aiohttp import web
 
 from ingest.handlers import json_response
 from ingest.keys import PUBLISHER, REDIS, STORE, STREAM_WORKER
+from lms_events.lag import LagReader
 
 CHECK_TIMEOUT_S = 2.0
+LAG = web.AppKey("consumer_lag", LagReader)
 
 
 @dataclass
@@ -44,14 +48,22 @@ async def _clickhouse_ok(request: web.Request) -> bool:
         return False
 
 
+async def _consumer_lag(request: web.Request) -> int | None:
+    try:
+        return sum((await request.app[LAG].by_topic()).values())
+    except Exception:  # any failure is "unknown" for a health probe
+        return None
+
+
 async def get_health(request: web.Request) -> web.Response:
     checks = {"broker": request.app[PUBLISHER].healthy(), "redis": _redis_ok(request)}
     if STORE in request.app:
         checks["clickhouse"] = _clickhouse_ok(request)
-    results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
+    lag, *outcomes = await asyncio.gather(_consumer_lag(request), *checks.values())
+    results = dict(zip(checks, outcomes, strict=True))
     components = {name: "ok" if ok else "unavailable" for name, ok in results.items()}
     healthy = all(results.values())
-    answer: dict[str, object] = {"status": "ok" if healthy else "degraded", "components": components}
+    answer: dict[str, object] = {"status": "ok" if healthy else "degraded", "components": components, "consumer_lag": lag}
     worker = request.app.get(STREAM_WORKER)
     if worker is not None:
         components["stream_worker"] = "ok" if worker.ready else "starting"

@@ -65,6 +65,8 @@ class IntakeOutcome:
     organization_id: str
     # Event ids claimed for dedup, to release if Kafka refuses the messages.
     claimed: list[str] = field(default_factory=list)
+    # Events per (event type, status), for the gateway's metrics.
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"totals": self.totals, "results": self.results}
@@ -209,7 +211,7 @@ class Intake:
             + batching.rejected_message(rejected)
             + batching.outcome_message(counts, caller.request_id, caller.key, received)
         )
-        return IntakeOutcome(tally.results, tally.totals(counts), messages, organization_id, claimed)  # type: ignore[arg-type]
+        return IntakeOutcome(tally.results, tally.totals(counts), messages, organization_id, claimed, counts)  # type: ignore[arg-type]
 
     async def release(self, outcome: IntakeOutcome) -> None:
         """Kafka refused the outcome's messages: its accepted events were not stored."""

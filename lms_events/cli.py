@@ -17,8 +17,11 @@
                          send existing users, courses, enrollments (domain events) to Kafka
     lms-events backfill [--since DATE] [--org ORG] [--all]
                          re-enrich stored events whose reference data arrived later
+    lms-events sql "SELECT ..." [--org ORG] [--format csv|json]
+                         query stored data through the running `up` (analyst SQL, read-only)
 
-Configuration comes from the environment (see README, `lms_events.settings`).
+Configuration comes from the environment (see README, `lms_events.settings`);
+`lms-events COMMAND --help` lists a command's options and the variables it reads.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from tqdm import tqdm
 
 from analytics.analyst import server_users
 from analytics.analyst.guard import Limits
-from lms_events import runtime
+from lms_events import runtime, sql_command
+from lms_events.cli_help import add_environment_help
 from lms_events.clickhouse import open_store
 from lms_events.control import control_plane
 from lms_events.errors import ConfigError, LmsEventsError
@@ -69,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--env", default=None, help="production or development (default: LMS_EVENTS_ENV)")
     create.add_argument("--name", default="", help="a label, e.g. the client app")
     listing = keys.add_parser("list", help="list write keys (never the keys themselves)")
-    listing.add_argument("--org", default=None)
+    listing.add_argument("--org", default=None, help="only this organization's keys")
     revoke = keys.add_parser("revoke", help="revoke a write key by its id")
     revoke.add_argument("key_id")
     kept = commands.add_parser("retention", help="how long an organization keeps its events (only shorter than the seed)")
@@ -98,11 +102,17 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("--since", type=date.fromisoformat, help="only events from this day on (YYYY-MM-DD)")
     backfill.add_argument("--org", help="only this organization")
     backfill.add_argument("--all", action="store_true", help="re-enrich every event in scope (values gone stale)")
+    sql = commands.add_parser("sql", help="query stored data through the running `lms-events up` (read-only analyst SQL)")
+    sql.add_argument("query", help='one SELECT over the analyst tables, e.g. "SELECT count() FROM events"')
+    sql.add_argument("--org", default=None, help="only this organization (default: every one)")
+    sql.add_argument("--format", default="csv", choices=sql_command.FORMATS, help="csv with a header (default) or ClickHouse JSON")
+    sql.add_argument("--url", default=None, help="a gateway or api sharing LMS_EVENTS_JWT_SECRET (default: the running `up`)")
+    add_environment_help(parser)
     return parser
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> None:
-    async with control_plane(settings) as control:
+    async with control_plane(settings, may_create=args.keys_command == "create") as control:
         if args.keys_command == "create":
             created = await control.create_key(args.org, args.env or settings.environment, args.name)
             print(f"created write key {created['key_id']} for {created['organization_id']} ({created['environment']})")
@@ -207,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "reference":
             sent = _run(runtime.run_reference_load(settings, args.file))
             print(f"sent {sent} domain events")
+        elif args.command == "sql":
+            answer = _run(sql_command.run_sql(settings, args.query, organization_id=args.org, fmt=args.format, url=args.url))
+            sys.stdout.buffer.write(answer if answer.endswith(b"\n") or not answer else answer + b"\n")
         elif args.command == "backfill":
             scope = BackfillScope(since=args.since, organization_id=args.org, everything=args.all)
             done = _run(_backfill_with_progress_bar(settings, scope))

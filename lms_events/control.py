@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from lms_events import retention, write_keys
 from lms_events.retention import RetentionPolicy
 from lms_events.clickhouse import ClickHouseStore, open_store
+from lms_events.errors import ConfigError
 from lms_events.instance import Instance, call_admin, running_instance
 from lms_events.migrations import migrate
 from lms_events.settings import Settings
@@ -78,12 +79,26 @@ class InstanceControl:
         return await call_admin(self.instance, "GET", f"retention/{organization_id}")  # type: ignore[return-value]
 
 
+def no_product_here(settings: Settings) -> ConfigError:
+    return ConfigError(
+        "LMS_EVENTS_DATA_DIR",
+        f"{settings.data_dir.resolve()} holds no lms-events data (no {settings.chdb_path.name}/ in it) and no "
+        "`lms-events up` runs there: run this command where `lms-events up` ran (its data dir is "
+        "`.lms-events` of that directory), set LMS_EVENTS_DATA_DIR to it, or set CLICKHOUSE_URL",
+    )
+
+
 @asynccontextmanager
-async def control_plane(settings: Settings) -> AsyncIterator[Control]:
+async def control_plane(settings: Settings, *, may_create: bool = False) -> AsyncIterator[Control]:
+    """The running instance, else the store. Without `may_create`, an embedded data dir
+    that holds no product is refused rather than created empty (a command run from
+    the wrong directory would otherwise answer "no keys" from a new, empty store)."""
     instance = running_instance(settings.data_dir) if settings.embedded_clickhouse else None
     if instance is not None:
         yield InstanceControl(instance)
         return
+    if settings.embedded_clickhouse and not may_create and not settings.chdb_path.is_dir():
+        raise no_product_here(settings)
     store = await open_store(settings)
     try:
         await migrate(store)

@@ -7,8 +7,9 @@ import asyncio
 import time
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
+from lms_events.lag import committed_and_ends, group_partitions
 from lms_events.topics import PIPELINE_TOPICS, STREAM_APP_ID
 
 log = structlog.get_logger(__name__)
@@ -31,14 +32,10 @@ async def consumer_lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> i
     await group_view.start()
     await reader.start()
     try:
-        await group_view.topics()
-        partitions = [
-            TopicPartition(topic, p) for topic in topics for p in sorted(group_view.partitions_for_topic(topic) or ())
-        ]
+        partitions = await group_partitions(group_view, topics)
         if not partitions:
             return 0
-        committed = {tp: (await group_view.committed(tp)) or 0 for tp in partitions}
-        ends = await group_view.end_offsets(partitions)
+        committed, ends = await committed_and_ends(group_view, partitions)
         reported = sum(max(0, ends[tp] - committed[tp]) for tp in partitions)
         reader.assign(partitions)
         for tp in partitions:

@@ -109,6 +109,11 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
         ("GET", "/health"): public_operation(
             "operations", "Broker, Redis, ClickHouse (and `up`'s stream worker)", "HealthAnswer", **{"503": answer_response("degraded", ref("HealthAnswer"))}
         ),
+        ("GET", "/metrics"): {
+            "tags": ["operations"],
+            "summary": "Prometheus metrics of this process (text exposition format; README: Observability)",
+            "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        },
         ("GET", "/api/v1/dashboard"): read_operation(
             "The seven metrics over a window and the one before it, daily charts, a summary",
             [

@@ -40,6 +40,8 @@ from reports.app import add_reports, run_worker as run_report_worker
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.docs import add_docs
 from lms_events.errors import ConfigError, EmbeddedStartError, StorageError
+from lms_events import metrics
+from lms_events.lag import LagReader
 from lms_events.instance import (
     Instance,
     new_admin_token,
@@ -280,6 +282,8 @@ async def run_worker(settings: Settings) -> None:
     stop = _stop_on_signals()
     async with AsyncExitStack() as stack:
         await _start_streams(await _start_pipeline(settings, stack), stack)
+        lag = LagReader(settings.kafka_bootstrap_servers)
+        await stack.enter_async_context(metrics.serving(settings.gateway_host, settings.metrics_port, {"consumer_lag": lag.probe}))
         log.info("worker_started")
         tune_gc_for_serving()
         await stop.wait()

@@ -58,6 +58,9 @@ class Settings:
 
     gateway_host: str = field(default="127.0.0.1", metadata={"env": "LMS_EVENTS_GATEWAY_HOST"})
     gateway_port: int = field(default=DEFAULT_GATEWAY_PORT, metadata={"env": "LMS_EVENTS_GATEWAY_PORT"})
+    # /metrics of the roles without an HTTP server (`worker`, `reports`), on the gateway host;
+    # unset = none (`up`, `gateway` and `api` serve /metrics on their own port).
+    metrics_port: int | None = field(default=None, metadata={"env": "LMS_EVENTS_METRICS_PORT"})
 
     # Sink micro-batch: at most this many Kafka messages (each a sub-batch
     # of events), or whatever arrived within this many seconds.
@@ -131,6 +134,8 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(_env_name(name), f"must be a TCP port (0-65535), got {port}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError("LMS_EVENTS_METRICS_PORT", f"must be a TCP port (0-65535), got {self.metrics_port}")
         if self.kafka_topic_partitions < 1:
             raise ConfigError("LMS_EVENTS_KAFKA_PARTITIONS", "must be at least 1")
         for name in ("sample_performance", "sample_high_volume"):

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from analytics.keys import JWT_SECRET
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.errors import ConfigError
+from lms_events.metrics import add_probe, serving
 from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
 from lms_events.tokens import SECRET_FILE
@@ -74,6 +75,7 @@ def add_reports(
             await clickhouse.close()
 
     app.cleanup_ctx.append(resources)
+    add_probe(app, "report_queue", lambda: app[QUEUE].probe())
     jobs = f"{PREFIX}/report-jobs"
     app.router.add_post(jobs, handlers.create_job)
     app.router.add_get(jobs, handlers.list_jobs)
@@ -92,8 +94,9 @@ def add_reports(
 async def run_worker(settings: Settings, store: ClickHouseStore, stop: asyncio.Event) -> None:
     """The worker and the scheduler alone (`lms-events reports`), until `stop` is set."""
     redis = report_redis(settings)
+    probes = {"report_queue": ReportQueue(redis).probe}
     try:
-        async with publishing(settings) as publisher:
+        async with publishing(settings) as publisher, serving(settings.gateway_host, settings.metrics_port, probes):
             worker = ReportWorker(settings, store, redis, Delivering(store, publisher))
             await asyncio.gather(worker.run(stop), Scheduler(store, redis).run(stop))
     finally:

@@ -31,6 +31,7 @@ from analytics.params import decode_cursor, encode_cursor, iso_z, sql_time
 from analytics.scope import Scope
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.errors import Conflict, NotFound
+from lms_events.metrics import REPORT_JOBS
 from reports import jobs
 from reports.models import JobError, Output, Parameters, Progress, ReportJob, Storage
 from reports.visibility import readable
@@ -185,6 +186,7 @@ class Ledger:
         row = _row(stored, "created")
         await self.redis.hset(stored.key, mapping={"status": stored.job.status, "version": stored.version, "row": orjson.dumps(row)})
         await self._insert(row)
+        REPORT_JOBS.labels(stored.job.status).inc()
         return stored
 
     async def reconcile(self, stored: StoredJob) -> StoredJob:
@@ -214,6 +216,7 @@ class Ledger:
             current = value.decode() if isinstance(value, bytes) else str(value)
             raise Conflict(f"a {current} job cannot become {target}", field="status")
         row["version"] = int(value)
+        REPORT_JOBS.labels(target).inc()
         if target in jobs.FINAL:
             # Past a final state the hash only answers stale messages; ClickHouse has the job for good.
             await self.redis.expire(stored.key, FINAL_TTL_S)

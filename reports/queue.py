@@ -21,6 +21,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from lms_events.metrics import REPORT_QUEUE
 from reports import lookups
 
 GROUP = "report-workers"
@@ -112,6 +113,20 @@ class ReportQueue:
     async def renew(self, consumer: str, message: Message) -> None:
         """Reset the message's idle time: this worker is alive and still on it."""
         await self.redis.xclaim(message.stream, GROUP, consumer, 0, [message.message_id], justid=True)
+
+    async def depth(self) -> dict[str, int]:
+        """Messages in each priority's stream (waiting or being worked on) and jobs delayed."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in streams():
+                pipe.xlen(stream)
+            pipe.zcard(DELAYED)
+            counts = await pipe.execute()
+        return dict(zip([*lookups.values("report-priority"), "delayed"], map(int, counts), strict=True))
+
+    async def probe(self) -> None:
+        """Scrape-time probe of /metrics (lms_events.metrics.add_probe)."""
+        for queue, messages in (await self.depth()).items():
+            REPORT_QUEUE.labels(queue).set(messages)
 
     async def ack(self, message: Message) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:

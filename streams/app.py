@@ -50,7 +50,7 @@ from streams.event_batch import EventBatch
 from streams.intake_records import register_intake_loaders
 from streams.reference_tables import ReferenceTables
 from streams.route import REJECTED_TABLE, rows_by_table
-from streams.sink import Sinks, batch_token, load_version, micro_batches
+from streams.sink import Sinks, batch_token, load_version, micro_batches, observe_freshness
 
 log = structlog.get_logger(__name__)
 
@@ -179,6 +179,7 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
             for table, table_rows in rows_by_table(stored, events.routes).items():
                 sink = await sinks.for_route(table)
                 await sink.write_arrow(table_rows, token=token)
+            observe_freshness(stored)
             for event in events.alert_events:
                 await alerts.send(key=(event.get("organization_id") or "").encode(), value=orjson.dumps(_alert(event)))
             coalescer.observe(stored)

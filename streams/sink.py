@@ -23,8 +23,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import structlog
 
+from lms_events import metrics
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.errors import StorageError
 from lms_events.settings import Settings
@@ -138,10 +140,12 @@ class TableSink:
         if not batch.num_rows:
             return
         table = self.conform(batch)
+        started = time.perf_counter()
         await retrying(
             lambda: self.store.insert_arrow(self.table, table, dedup_token=token),
             "sink_insert_failed", table=self.table, rows=table.num_rows,
         )
+        metrics.sink_stored(self.table, table.num_rows, time.perf_counter() - started, time.time())
         if self._on_stored is not None:
             self._on_stored()
 
@@ -207,6 +211,14 @@ class Sinks:
         if self._events is None:
             self._events = EventLoadSink(self._store, await self.for_table(EVENT_LOADS_TABLE))
         return self._events
+
+
+def observe_freshness(stored: pa.Table) -> None:
+    """Accepted-to-stored of a batch just stored: from its oldest `received_at` (the gateway's stamp)."""
+    if stored.num_rows:
+        oldest_ms = pc.min(stored["received_at"]).value
+        if oldest_ms is not None:
+            metrics.FRESHNESS.observe(max(0.0, time.time() - oldest_ms / 1000))
 
 
 def micro_batches(stream: Any, settings: Settings) -> Any:

@@ -106,8 +106,10 @@ def test_api_role_documents_the_api_only(settings: Settings) -> None:
     """`lms-events api` serves the analytics API and analyst SQL (also over ClickHouse's HTTP interface)
     alone, and its document says so."""
     paths = set(document(described_routes(create_api_app(settings)))["paths"])
-    assert {path for path in paths if not path.startswith("/api/v1/")} == {"/openapi.json", "/docs", "/clickhouse", "/clickhouse/"}
-    assert len(paths) == 4 + len(READS) + len(("/api/v1/query", "/api/v1/query/schema"))
+    assert {path for path in paths if not path.startswith("/api/v1/")} == {
+        "/openapi.json", "/docs", "/metrics", "/clickhouse", "/clickhouse/"
+    }
+    assert len(paths) == 5 + len(READS) + len(("/api/v1/query", "/api/v1/query/schema"))
 
 
 async def test_an_undocumented_route_stops_the_app_from_starting() -> None:
@@ -184,6 +186,9 @@ async def test_gateway_answers_are_documented(gateway: Gateway, client: Client, 
     answer = await fetch(gateway, "GET", "/health")
     assert answer[0] == 200
     assert_documented(spec, "GET", "/health", answer)
+    answer = await fetch(gateway, "GET", "/metrics")
+    assert answer[0] == 200 and "lms_events_intake_events_total" in answer[2]
+    assert_documented(spec, "GET", "/metrics", answer)
 
 
 async def test_gateway_errors_are_documented(gateway: Gateway, client: Client, spec: dict[str, Any]) -> None:

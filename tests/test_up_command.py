@@ -22,6 +22,7 @@ from ingest.dedup import dedup_key
 from lms_events import embedded
 from lms_events.instance import INSTANCE_FILE
 from tests.support import new_event, unique_org
+from tests.test_cli_newcomer import check_newcomer_path
 
 START_DEADLINE_S = 90
 STOP_DEADLINE_S = 120
@@ -166,6 +167,8 @@ def test_up_serves_drains_on_sigterm_and_stops_children(tmp_path: Path) -> None:
         _cli(env, "keys", "revoke", key_id)
         status, body = _post(f"{base}/v1/batch", [new_event(organization_id=org)], key)
         assert status == 401 and "revoked" in body["error"]
+        # The README's curl example, `lms-events sql` and /metrics on this same `up`.
+        check_newcomer_path(env, base, data_dir, tmp_path, log_path)
 
         # SIGTERM at once: the drain must still land every accepted event.
         _stop_up(process, log_path)
