@@ -39,6 +39,7 @@ class IntakeTotals(Answer):
     sampled_out: Count
     no_consent: Count
     expired: Count
+    erased: Count
 
 
 class IntakeResult(Answer, omit_defaults=True):

@@ -5,6 +5,8 @@ directly. Each event gets exactly one status, decided in this order:
 
     rejected     invalid (envelope, type, properties, time), or naming
                  another organization than the write key's
+    erased       its user was erased (a tombstone, lms_events/tombstones.py):
+                 nothing of theirs is published or stored again
     sampled_out  its sampling class says drop (deterministic on event_id)
     no_consent   its user has not consented to its category
     rejected     over 32 KiB as it would be stored (privacy rules applied)
@@ -21,6 +23,7 @@ disappears without a trace.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +33,7 @@ from typing import Any
 from ingest import batching, body
 from ingest.consent import ConsentRecord, ConsentStore
 from ingest.dedup import Deduplicator
+from ingest.erased import ErasedUsers
 from ingest.events import Event, StoredEvent, encode
 from ingest.privacy import PrivacyFilter
 from ingest.publish import KafkaMessage
@@ -45,7 +49,7 @@ UNKNOWN_TYPE = "(unknown)"
 
 
 class Status:
-    """The six fates of an event (plain strings: they are on the per-event hot path)."""
+    """The seven fates of an event (plain strings: they are on the per-event hot path)."""
 
     ACCEPTED = "accepted"
     REJECTED = "rejected"
@@ -53,7 +57,8 @@ class Status:
     SAMPLED_OUT = "sampled_out"
     NO_CONSENT = "no_consent"
     EXPIRED = "expired"
-    ALL = (ACCEPTED, REJECTED, DUPLICATE, SAMPLED_OUT, NO_CONSENT, EXPIRED)
+    ERASED = "erased"
+    ALL = (ACCEPTED, REJECTED, DUPLICATE, SAMPLED_OUT, NO_CONSENT, EXPIRED, ERASED)
 
 
 @dataclass(slots=True)
@@ -133,8 +138,10 @@ class Intake:
         dedup: Deduplicator,
         consent: ConsentStore,
         privacy: PrivacyFilter,
+        erased: ErasedUsers | None = None,
     ) -> None:
         self._validator = validator
+        self._erased = erased
         self._sampler = sampler
         self._dedup = dedup
         self._consent = consent
@@ -150,9 +157,13 @@ class Intake:
         record = tally.record
         rejected: list[dict[str, Any]] = []
         checked = [check(event, window) for event in events]
-        consents = await self._consent.for_users(
-            organization_id, {v.event.user_id for v in checked if type(v) is ValidEvent and v.event.user_id}
-        )
+        users = {v.event.user_id for v in checked if type(v) is ValidEvent and v.event.user_id}
+        if self._erased is None:
+            consents, erased = await self._consent.for_users(organization_id, users), set()
+        else:
+            consents, erased = await asyncio.gather(  # both commands in flight at once
+                self._consent.for_users(organization_id, users), self._erased.among(organization_id, users)
+            )
         # The size limit is on what would be stored, so it is measured on the
         # stored form, serialised once for both the check and the Kafka message.
         fitting: list[tuple[int, str, str, bytes, bytes]] = []  # index, event_id, type, partition key, stored JSON
@@ -170,6 +181,9 @@ class Intake:
                 rejected.append(_rejected_record(index, event, [_OTHER_ORGANIZATION], received, organization_id))
                 continue
             event_type = valid.event_type
+            if erased and event.user_id in erased:
+                record(index, event_id, Status.ERASED, event_type.name)
+                continue
             if not keep(event_type, event_id):
                 record(index, event_id, Status.SAMPLED_OUT, event_type.name)
                 continue
