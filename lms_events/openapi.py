@@ -32,6 +32,7 @@ from ingest.body import MAX_BATCH_EVENTS
 from reports import lookups
 from reports.writers import FORMATS
 
+from lms_events.openapi_privacy import privacy_operations
 from lms_events.openapi_parts import (
     analyst_query,
     answer_response,
@@ -278,7 +279,11 @@ def document(routes: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """The document of these (method, path) routes, in path order."""
     paths: dict[str, dict[str, Any]] = {}
     for method, path in sorted(routes, key=lambda route: (route[1], route[0])):
-        operation = operations().get((method, path)) or report_operations().get((method, path))
+        operation = (
+            operations().get((method, path))
+            or report_operations().get((method, path))
+            or privacy_operations().get((method, path))
+        )
         if operation is None:
             raise LookupError(f"{method} {path} has no OpenAPI operation; describe it in lms_events/openapi.py")
         paths.setdefault(path, {})[method.lower()] = operation
