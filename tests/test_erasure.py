@@ -141,6 +141,15 @@ async def test_an_erased_user_is_gone_everywhere_while_their_events_keep_arrivin
     } <= set(found), timeout=60)  # fmt: skip
     # Someone looked at the victim's data: on record, about them.
     assert (await call(gateway, "GET", f"/api/v1/users/{VICTIM}/analytics", admin))[0] == 200
+    # Reports made before the erasure: the organization's (may hold them) and another student's own.
+    student = bearer(settings, org, "student", OTHERS[0])
+    reports = {}
+    for name, headers, report_type in (("admin", admin, "learner-activity"), ("student", student, "learner-transcript")):
+        status, report = await call(gateway, "POST", "/api/v1/report-jobs", headers, json={"reportType": report_type, "name": name})
+        assert status == 202, report
+        reports[name] = await eventually(
+            lambda r=report, h=headers: call(gateway, "GET", f"/api/v1/report-jobs/{r['id']}", h), lambda a: a[1]["status"] == "completed", timeout=60
+        )
 
     statuses: list[tuple[str, str]] = []
     stop = asyncio.Event()
@@ -161,6 +170,13 @@ async def test_an_erased_user_is_gone_everywhere_while_their_events_keep_arrivin
     assert job["status"] == "completed", job
     assert job["stepsDone"] == job["stepsTotal"] and job["percentage"] == 100
     assert job["counts"]["rows"]["events"] >= 7 and job["counts"]["activity_daily"]["verified"] is True, job
+
+    # The organization's report expired (its file gone); the other student's own did not.
+    async with gateway.session.get(f"{gateway.url}/api/v1/report-jobs/{reports['admin'][1]['id']}/download", headers=admin) as response:
+        assert response.status == 410
+    async with gateway.session.get(f"{gateway.url}/api/v1/report-jobs/{reports['student'][1]['id']}/download", headers=student) as response:
+        assert response.status == 200
+    assert job["counts"]["reports_expired"] == 1
 
     # Later events of theirs are `erased` at the gateway; the others' still accepted.
     late = statuses[posted_before_completion:]
