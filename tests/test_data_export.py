@@ -15,7 +15,7 @@ from lms_events.clickhouse import ClickHouseStore
 from lms_events.personal_data import sources
 from lms_events.settings import Settings
 from tests.support import Client, Gateway, eventually
-from tests.test_erasure import alias_of, bearer, call, day, rows_naming
+from tests.test_erasure import alias_of, bearer, call, day
 
 ME, OTHER = "u_exported", "u_someone_else"
 
