@@ -20,8 +20,9 @@ Steps, each a row of the job (its progress):
     rollups    activity_daily of the days they had events on, recomputed
                (privacy/rollups.py)
     redis      their consent record; the organization's cached answers
-    sweep      count again; anything a stream worker of another process
-               stored meanwhile is deleted (and its days recomputed)
+    sweep      count again (against a ClickHouse server, after SWEEP_GRACE_S);
+               anything a stream worker of another process stored meanwhile
+               is deleted (and its days recomputed)
     forget     their export archives, then the job's own rows naming them:
                the completed job names nobody; an audit row with the counts
 
@@ -59,6 +60,9 @@ from reports.storage import ReportFiles
 STEPS = ("tombstone", "settle", "reports", "rows", "rollups", "redis", "sweep", "forget")
 # How long an erasure waits for this process's stream batches begun before its tombstone.
 SETTLE_TIMEOUT_S = 60.0
+# Against a ClickHouse server the stream workers are other processes, which no barrier
+# reaches: the sweep waits this long first, for their batches begun before the tombstone.
+SWEEP_GRACE_S = 10.0
 AUDIT_TABLE = "audit_log"
 # Rows of these are not deleted by the rows step: the job's own rows go last (forget).
 LAST = (JOBS_TABLE,)
@@ -189,6 +193,8 @@ async def erase(ctx: PrivacyContext, job: PrivacyJob, progress: Progress) -> Pri
     await progress("rollups")
     counts["redis_keys_cleared"] = await _clear_redis(ctx, job, identities)
     await progress("redis")
+    if not ctx.settings.embedded_clickhouse:
+        await asyncio.sleep(SWEEP_GRACE_S)
     late_days = await rollups.days_of(ctx.store, identities)
     late = await _remove_rows(ctx, job, identities)
     if late:
