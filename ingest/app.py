@@ -21,7 +21,7 @@ from ingest.cors import cors_middleware
 from ingest.dedup import Deduplicator
 from ingest.erased import ErasedUsers
 from ingest.intake import Intake
-from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, READ_SECRET, REDIS, SETTINGS, SPOOL, STORE
+from ingest.keys import CONSENT, ERASED, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, READ_SECRET, REDIS, SETTINGS, SPOOL, STORE
 from ingest.privacy import PrivacyFilter, pii_secret
 from ingest.publish import EventPublisher
 from ingest.ratelimit import RateLimiter
@@ -88,6 +88,7 @@ async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
     secret = pii_secret(settings.pii_secret, settings.data_dir)
     privacy = PrivacyFilter(secret)
     refresher = asyncio.create_task(_reload_retention_forever(app[STORE], privacy, settings.keys_refresh_s))
+    app[ERASED] = ErasedUsers(redis, Digester(secret))
     app[INTAKE] = Intake(
         validator=EventValidator(
             max_future=timedelta(seconds=settings.max_future_s), late_after=timedelta(seconds=settings.late_after_s)
@@ -96,7 +97,7 @@ async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
         dedup=Deduplicator(redis, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
         consent=app[CONSENT],
         privacy=privacy,
-        erased=ErasedUsers(redis, Digester(secret)),
+        erased=app[ERASED],
     )
     yield
     refresher.cancel()

@@ -16,9 +16,15 @@ from lms_events.openapi_parts import (
 )
 from lms_events.openapi_schemas import READ_TOKEN, ref
 
+ERASED_USER = error_response("the user was erased: nothing about them is recorded again")
 EXPIRED = error_response("the archive has expired (past expiresAt) or was removed by an erasure; ask for a new export")
 USER = path_parameter("userId", "the user's id (as events and domain events name them)")
 EXPORT_ID = path_parameter("exportId", "the export job's id")
+
+
+def with_erased_user(operation: dict[str, Any]) -> dict[str, Any]:
+    """A consent operation, which refuses an erased user with 410."""
+    return {**operation, "responses": {**operation["responses"], "410": ERASED_USER}}
 
 
 def _operation(summary: str, status: str, ok: dict[str, Any], parameters: tuple[dict[str, Any], ...], **errors: dict[str, Any]) -> dict[str, Any]:

@@ -182,6 +182,14 @@ async def test_an_erased_user_is_gone_everywhere_while_their_events_keep_arrivin
     late = statuses[posted_before_completion:]
     assert {status for user, status in late if user == VICTIM} == {"erased"}
     assert {status for user, status in late if user != VICTIM} == {"accepted"}
+    # Their domain events are `erased` too, and nothing about them is recorded again.
+    status, answer = await client.post("/v1/domain-events", [
+        {"eventType": "UserEnrolled", "userId": VICTIM, "courseId": COURSE}, {"eventType": "UserEnrolled", "userId": OTHERS[0], "courseId": "c_2"},
+    ])  # fmt: skip
+    assert status == 200 and [r["status"] for r in answer["results"]] == ["erased", "accepted"], answer
+    assert answer["totals"] == {"accepted": 1, "rejected": 0, "erased": 1}
+    async with gateway.session.put(f"{gateway.url}/v1/consent/{VICTIM}", headers=client.headers, json={"categories": {}}) as response:
+        assert response.status == 410 and (await response.json())["field"] == "user_id"
     # One already in Kafka (the gateway accepted it before the erasure): the stream drops and counts it.
     await produce_events(bootstrap, [accepted(client.event(user_id=VICTIM, timestamp=day(2))), accepted(client.event(user_id=alias, timestamp=day(2)))])
     dropped = await eventually(
