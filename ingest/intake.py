@@ -6,7 +6,9 @@ directly. Each event gets exactly one status, decided in this order:
     rejected     invalid (envelope, type, properties, time), or naming
                  another organization than the write key's
     erased       its user was erased (a tombstone, lms_events/tombstones.py):
-                 nothing of theirs is published or stored again
+                 nothing of theirs is published or stored again, not even
+                 an invalid event's raw JSON (so this is decided first for
+                 an invalid event that names a user)
     sampled_out  its sampling class says drop (deterministic on event_id)
     no_consent   its user has not consented to its category
     rejected     over 32 KiB as it would be stored (privacy rules applied)
@@ -124,6 +126,12 @@ def _event_id(event: Any) -> str | None:
     return None
 
 
+def _user_id(event: Any) -> str | None:
+    """The user id of an event as posted, when it names one."""
+    user_id = event.user_id if type(event) is Event else event.get("user_id") if isinstance(event, dict) else None
+    return user_id if isinstance(user_id, str) and user_id else None
+
+
 _OTHER_ORGANIZATION = Violation(
     "organization_id", "organization", "the write key belongs to another organization; a key writes only for its own"
 )
@@ -158,6 +166,8 @@ class Intake:
         rejected: list[dict[str, Any]] = []
         checked = [check(event, window) for event in events]
         users = {v.event.user_id for v in checked if type(v) is ValidEvent and v.event.user_id}
+        # An invalid event of an erased user is not kept as a bad row either (its raw names them).
+        users.update(user for event, v in zip(events, checked, strict=True) if type(v) is not ValidEvent and (user := _user_id(event)))
         if self._erased is None:
             consents, erased = await self._consent.for_users(organization_id, users), set()
         else:
@@ -171,6 +181,9 @@ class Intake:
         for index, valid in enumerate(checked):
             if type(valid) is not ValidEvent:
                 event = events[index]
+                if erased and _user_id(event) in erased:
+                    record(index, _event_id(event), Status.ERASED, UNKNOWN_TYPE)
+                    continue
                 record(index, _event_id(event), Status.REJECTED, UNKNOWN_TYPE, valid)  # type: ignore[arg-type]
                 rejected.append(_rejected_record(index, event, valid, received, organization_id))  # type: ignore[arg-type]
                 continue
