@@ -179,7 +179,8 @@ async def _forget(ctx: PrivacyContext, job: PrivacyJob, identities: dict[str, st
 
 async def erase(ctx: PrivacyContext, job: PrivacyJob, progress: Progress) -> PrivacyJob:
     identities = ctx.identities(job.organization_id, job.user_id)
-    counts: dict[str, Any] = {}
+    counts: dict[str, Any] = job.counts  # filled step by step: each progress row shows them so far
+    counts.clear()  # a resumed job starts over
     generation = await _tombstone(ctx, job, identities)
     await progress("tombstone")
     counts["settled"] = await ctx.tombstones.settled(generation, SETTLE_TIMEOUT_S)

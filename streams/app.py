@@ -15,7 +15,7 @@ Reads top-down like the flow: app, topics, tables, agents, timers.
 - `load_rejected` loads the bad rows.
 - Events and domain events of erased users are dropped before anything
   is stored and counted `erased` (streams/erased.py); each micro-batch
-  runs inside the tombstones' `loading()`, reloading them first.
+  is taken inside the tombstones' `loading()`, reloading them first.
 
 Each agent takes a micro-batch of Kafka messages (each message a
 sub-batch of events). Faust acknowledges the batch only when the agent
@@ -115,9 +115,16 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
     reference_loaded = asyncio.Event()
     coalescer = AnalyticsCoalescer()
     sinks = sinks or Sinks(store)
-    # Erased users (lms_events/tombstones.py): reloaded at each micro-batch, which runs
-    # inside `loading()` so that an erasure can wait for the batches begun before it.
     erased = tombstones.for_store(store, pii_secret(settings.pii_secret, settings.data_dir))
+
+    async def erasure_aware(batches: Any) -> Any:
+        """Each micro-batch inside `loading()` (lms_events/tombstones.py) until the agent asks
+        for the next one, with the tombstones reloaded: an erasure waits for the batches
+        begun before its tombstone, and the later ones drop the person's events."""
+        async for batch in batches:
+            async with erased.loading():
+                await retrying(lambda: erased.reload(store), "tombstones_reload_failed")
+                yield batch
 
     async def count_erased(drops: ErasedDrops, token: str, version: int) -> None:
         if drops.counts:
@@ -141,76 +148,69 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
 
     @app.agent(domain_events)
     async def build_reference(stream: faust.StreamT) -> None:
-        async for batch in micro_batches(stream, settings):
-            async with erased.loading():
-                await retrying(lambda: erased.reload(store), "tombstones_reload_failed")
-                drops = ErasedDrops(erased)
-                version = load_version()
-                merged: dict[reference.EntityId, dict[str, Any]] = {}
-                fact_rows: list[dict[str, Any]] = []
-                poison: list[dict[str, Any]] = []
-                for message in batch:
-                    try:
-                        event = reference.decode(message.value)
-                        if drops.domain_event(event):
-                            continue
-                        published_at = datetime.fromtimestamp(message.message.timestamp, UTC)
-                        fact = facts.fact_row(event, message.value, published_at, version)
-                        updates = reference.updates_from(event)
-                    except reference.PoisonDomainEvent as exc:
-                        log.warning("poison_message", topic=message.message.topic, offset=message.message.offset, error=str(exc))
-                        poison.append(rows.poison_record(message.message, f"cannot load domain event: {exc}", "domain_event"))
+        async for batch in erasure_aware(micro_batches(stream, settings)):
+            drops = ErasedDrops(erased)
+            version = load_version()
+            merged: dict[reference.EntityId, dict[str, Any]] = {}
+            fact_rows: list[dict[str, Any]] = []
+            poison: list[dict[str, Any]] = []
+            for message in batch:
+                try:
+                    event = reference.decode(message.value)
+                    if drops.domain_event(event):
                         continue
-                    fact_rows.append(fact)
-                    for update in updates:
-                        current = merged.get(update.entity) or reference_tables.get(*update.entity)
-                        merged[update.entity] = reference.merge(current, update)
-                token = batch_token(batch)
-                entity_sink = await sinks.for_table(reference_store.REFERENCE_TABLE)
-                await entity_sink.write(reference_store.entity_rows(merged, version), token=token)
-                fact_sink = await sinks.for_table(facts.FACTS_TABLE)
-                await fact_sink.write(fact_rows, token=token)
-                await count_erased(drops, token, version)
-                reference_tables.apply(merged)
-                await send_to_bad_rows(poison)
-                coalescer.observe_facts(fact_rows)
-                if coalescer.full:
-                    await publish_analytics()
+                    published_at = datetime.fromtimestamp(message.message.timestamp, UTC)
+                    fact = facts.fact_row(event, message.value, published_at, version)
+                    updates = reference.updates_from(event)
+                except reference.PoisonDomainEvent as exc:
+                    log.warning("poison_message", topic=message.message.topic, offset=message.message.offset, error=str(exc))
+                    poison.append(rows.poison_record(message.message, f"cannot load domain event: {exc}", "domain_event"))
+                    continue
+                fact_rows.append(fact)
+                for update in updates:
+                    current = merged.get(update.entity) or reference_tables.get(*update.entity)
+                    merged[update.entity] = reference.merge(current, update)
+            token = batch_token(batch)
+            entity_sink = await sinks.for_table(reference_store.REFERENCE_TABLE)
+            await entity_sink.write(reference_store.entity_rows(merged, version), token=token)
+            fact_sink = await sinks.for_table(facts.FACTS_TABLE)
+            await fact_sink.write(fact_rows, token=token)
+            await count_erased(drops, token, version)
+            reference_tables.apply(merged)
+            await send_to_bad_rows(poison)
+            coalescer.observe_facts(fact_rows)
+            if coalescer.full:
+                await publish_analytics()
 
     @app.agent(raw_events)
     async def load_events(stream: faust.StreamT) -> None:
         await reference_loaded.wait()
-        async for batch in micro_batches(stream, settings):
-            async with erased.loading():
-                await retrying(lambda: erased.reload(store), "tombstones_reload_failed")
-                await load_event_batch(batch)
-
-    async def load_event_batch(batch: list[Any]) -> None:
-        events = EventBatch(load_version(), reference_tables)
-        drops = ErasedDrops(erased)
-        poison: list[dict[str, Any]] = []
-        for message in batch:
-            try:
-                # The whole message or none of it: a bad event makes it a poison message.
-                events.add(drops.events(rows.decode_events(message.value)), message.message)
-            except (rows.UndecodableMessage, KeyError, TypeError, ValueError, AttributeError) as exc:
-                log.warning("poison_message", topic=RAW_EVENTS, offset=message.message.offset, error=str(exc))
-                poison.append(rows.poison_record(message.message, f"cannot load message: {exc}", "decode"))
-        stored, unconvertible = events.to_arrow()
-        for kafka_message, reason in unconvertible:
-            log.warning("poison_message", topic=RAW_EVENTS, offset=kafka_message.offset, error=reason)
-            poison.append(rows.poison_record(kafka_message, f"cannot load message: {reason}", "decode"))
-        await send_to_bad_rows(poison)
-        token = batch_token(batch)
-        for table, table_rows in rows_by_table(stored, events.routes).items():
-            sink = await sinks.for_route(table)
-            await sink.write_arrow(table_rows, token=token)
-        await count_erased(drops, token, events.version)
-        for event in events.alert_events:
-            await alerts.send(key=(event.get("organization_id") or "").encode(), value=orjson.dumps(_alert(event)))
-        coalescer.observe(stored)
-        if coalescer.full:
-            await publish_analytics()
+        async for batch in erasure_aware(micro_batches(stream, settings)):
+            events = EventBatch(load_version(), reference_tables)
+            drops = ErasedDrops(erased)
+            poison: list[dict[str, Any]] = []
+            for message in batch:
+                try:
+                    # The whole message or none of it: a bad event makes it a poison message.
+                    events.add(drops.events(rows.decode_events(message.value)), message.message)
+                except (rows.UndecodableMessage, KeyError, TypeError, ValueError, AttributeError) as exc:
+                    log.warning("poison_message", topic=RAW_EVENTS, offset=message.message.offset, error=str(exc))
+                    poison.append(rows.poison_record(message.message, f"cannot load message: {exc}", "decode"))
+            stored, unconvertible = events.to_arrow()
+            for kafka_message, reason in unconvertible:
+                log.warning("poison_message", topic=RAW_EVENTS, offset=kafka_message.offset, error=reason)
+                poison.append(rows.poison_record(kafka_message, f"cannot load message: {reason}", "decode"))
+            await send_to_bad_rows(poison)
+            token = batch_token(batch)
+            for table, table_rows in rows_by_table(stored, events.routes).items():
+                sink = await sinks.for_route(table)
+                await sink.write_arrow(table_rows, token=token)
+            await count_erased(drops, token, events.version)
+            for event in events.alert_events:
+                await alerts.send(key=(event.get("organization_id") or "").encode(), value=orjson.dumps(_alert(event)))
+            coalescer.observe(stored)
+            if coalescer.full:
+                await publish_analytics()
 
     @app.agent(rejected_events)
     async def load_rejected(stream: faust.StreamT) -> None:
