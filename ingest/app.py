@@ -19,7 +19,7 @@ from ingest.body import MAX_BODY_BYTES
 from ingest.consent import ConsentStore, reload_consent
 from ingest.cors import cors_middleware
 from ingest.dedup import Deduplicator
-from ingest.erased import ErasedUsers
+from ingest.erased import ErasedUsers, reload_tombstones
 from ingest.intake import Intake
 from ingest.keys import CONSENT, ERASED, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, READ_SECRET, REDIS, SETTINGS, SPOOL, STORE
 from ingest.privacy import PrivacyFilter, pii_secret
@@ -82,6 +82,7 @@ async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = redis
     app[CONSENT] = ConsentStore(redis)
     await reload_consent(app[STORE], app[CONSENT])
+    await reload_tombstones(app[STORE], redis)
     app[RATE_LIMITER] = RateLimiter(
         redis, events_per_s=settings.rate_limit_events_per_s, burst=settings.rate_limit_burst
     )

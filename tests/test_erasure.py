@@ -11,10 +11,13 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ingest.erased import reload_tombstones
+from ingest.keys import REDIS
 from ingest.privacy import PrivacyFilter, pii_secret
 from lms_events import tokens
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
+from lms_events.tombstones import Digester, redis_key
 from tests.support import Client, Gateway, accepted, eventually, produce_events
 
 VICTIM, OTHERS = "u_gone", ("u_stay_1", "u_stay_2")
@@ -254,3 +257,29 @@ async def test_only_administrators_erase_and_see_erasures_of_their_organization(
     finished = await eventually(lambda: call(gateway, "GET", f"/api/v1/erasures/{job['id']}", bearer(settings, org)), lambda a: a[1]["status"] != "queued" and a[1]["status"] != "running")
     assert finished[1]["status"] == "completed" and finished[1]["counts"]["rows"] == {}  # nobody by that id: nothing removed
 
+
+
+async def test_a_redis_that_lost_the_tombstones_gets_them_back_and_the_stream_drops_meanwhile(
+    gateway: Gateway, settings: Settings, store: ClickHouseStore, client: Client
+) -> None:
+    org, admin = client.organization_id, bearer(settings, client.organization_id)
+    status, job = await call(gateway, "POST", "/api/v1/users/u_lost/erasure", admin)
+    assert status == 202
+    await eventually(lambda: call(gateway, "GET", f"/api/v1/erasures/{job['id']}", admin), lambda a: a[1]["status"] == "completed")
+    redis = gateway.app[REDIS]
+    digester = Digester(pii_secret(settings.pii_secret, settings.data_dir))
+    keys = [redis_key(org, digester.digest(org, user)) for user in ("u_lost", alias_of(settings, org, "u_lost"))]
+    assert await redis.execute("DEL", *keys) == 2  # as a Redis restarted without its data
+    status, answer = await client.post_batch([client.event(user_id="u_lost")])
+    assert answer["results"][0]["status"] == "accepted"  # the gateway cannot tell any more ...
+    await eventually(  # ... the stream can: dropped, counted, not stored
+        lambda: store.query(
+            "SELECT sum(events) AS n FROM intake_outcomes FINAL WHERE organization_id = {org:String} AND status = 'erased' AND key_id = 'stream'",
+            {"org": org},
+        ),
+        lambda rows: int(rows[0]["n"] or 0) == 1,
+    )
+    assert await stored_events(store, org) == {}
+    assert await reload_tombstones(store, redis) >= 2  # what a gateway does at start
+    status, answer = await client.post_batch([client.event(user_id="u_lost")])
+    assert answer["results"][0]["status"] == "erased"
