@@ -14,6 +14,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from ingest.redis_pipe import PipelinedRedis
+from lms_events import keyset
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.tombstones import TABLE, Digester, redis_key
 
@@ -38,20 +39,10 @@ class ErasedUsers:
         return {user for user, value in zip(users, values, strict=True) if value is not None}
 
 
-RELOAD_PAGE = 10_000
-
 
 async def reload_tombstones(store: ClickHouseStore, redis: PipelinedRedis) -> int:
     loaded = 0
-    last = ("", "")
-    while True:
-        rows = await store.query(
-            f"SELECT organization_id, digest, erasure_id FROM {TABLE} FINAL "
-            "WHERE (organization_id, digest) > ({org:String}, {digest:String}) ORDER BY organization_id, digest LIMIT {page:UInt32}",
-            {"org": last[0], "digest": last[1], "page": RELOAD_PAGE},
-        )
-        if not rows:
-            return loaded
+    async for rows in keyset.pages(store, "organization_id, digest, erasure_id", TABLE, "digest"):
         await redis.execute("MSET", *(part for row in rows for part in (redis_key(row["organization_id"], row["digest"]), row["erasure_id"])))
         loaded += len(rows)
-        last = (rows[-1]["organization_id"], rows[-1]["digest"])
+    return loaded
