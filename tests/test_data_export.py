@@ -8,14 +8,17 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from typing import Any
 
 import orjson
+import pytest_asyncio
 
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.personal_data import sources
 from lms_events.settings import Settings
 from tests.support import Client, Gateway, eventually
 from tests.test_erasure import alias_of, bearer, call, day
+from tests.test_openapi import assert_documented, fetch
 
 ME, OTHER = "u_exported", "u_someone_else"
 
@@ -147,3 +150,42 @@ async def test_an_erasure_removes_the_persons_export_archives(gateway: Gateway, 
     # The export job named them: it is gone with them.
     assert (await call(gateway, "GET", f"/api/v1/data-exports/{job['id']}", bearer(settings, org)))[0] == 404
     assert not (settings.data_dir / "exports" / org / f"{job['id']}.zip").exists()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def spec(gateway: Gateway) -> dict[str, Any]:
+    status, _, document = await fetch(gateway, "GET", "/openapi.json")
+    assert status == 200
+    return document  # type: ignore[no-any-return]
+
+
+async def test_erasure_and_export_answers_are_documented(gateway: Gateway, settings: Settings, client: Client, spec: dict[str, Any]) -> None:
+    org = client.organization_id
+    admin = bearer(settings, org)
+    answer = await fetch(gateway, "POST", f"/api/v1/users/{ME}/data-export", headers=admin)
+    assert answer[0] == 202
+    assert_documented(spec, "POST", "/api/v1/users/{userId}/data-export", answer)
+    export_id = answer[2]["id"]
+    answer = await fetch(gateway, "GET", f"/api/v1/data-exports/{export_id}/download", headers=admin)
+    assert answer[0] in (409, 200)  # 409 until completed
+    answer = await eventually(lambda: fetch(gateway, "GET", f"/api/v1/data-exports/{export_id}", headers=admin), lambda a: a[2]["status"] == "completed")
+    assert_documented(spec, "GET", "/api/v1/data-exports/{exportId}", answer)
+    answer = await fetch(gateway, "POST", "/api/v1/me/data-export", headers=bearer(settings, org, "student", ME))
+    assert_documented(spec, "POST", "/api/v1/me/data-export", answer)
+    answer = await fetch(gateway, "POST", f"/api/v1/users/{ME}/erasure", headers=admin)
+    assert answer[0] == 202
+    assert_documented(spec, "POST", "/api/v1/users/{userId}/erasure", answer)
+    erasure_id = answer[2]["id"]
+    answer = await eventually(lambda: fetch(gateway, "GET", f"/api/v1/erasures/{erasure_id}", headers=admin), lambda a: a[2]["status"] == "completed")
+    assert_documented(spec, "GET", "/api/v1/erasures/{erasureId}", answer)
+    # Their archive went with them: the export job is gone (404), as documented.
+    answer = await fetch(gateway, "GET", f"/api/v1/data-exports/{export_id}/download", headers=admin)
+    assert answer[0] == 404
+    assert_documented(spec, "GET", "/api/v1/data-exports/{exportId}/download", answer)
+    answer = await fetch(gateway, "POST", f"/api/v1/users/{ME}/erasure", headers=bearer(settings, org, "teacher", "t"))
+    assert answer[0] == 403
+    assert_documented(spec, "POST", "/api/v1/users/{userId}/erasure", answer)
+    async with client.gateway.session.put(f"{client.gateway.url}/v1/consent/{ME}", headers=client.headers, json={"categories": {}}) as response:
+        answer = (response.status, response.content_type, await response.json())
+    assert answer[0] == 410
+    assert_documented(spec, "PUT", "/v1/consent/{user_id}", answer)
