@@ -5,10 +5,6 @@ directly. Each event gets exactly one status, decided in this order:
 
     rejected     invalid (envelope, type, properties, time), or naming
                  another organization than the write key's
-    erased       its user was erased (a tombstone, lms_events/tombstones.py):
-                 nothing of theirs is published or stored again, not even
-                 an invalid event's raw JSON (so this is decided first for
-                 an invalid event that names a user)
     sampled_out  its sampling class says drop (deterministic on event_id)
     no_consent   its user has not consented to its category
     rejected     over 32 KiB as it would be stored (privacy rules applied)
@@ -18,6 +14,11 @@ directly. Each event gets exactly one status, decided in this order:
     duplicate    its event_id was accepted within the dedup window
     accepted     published to `events.raw`
 
+and over all of them, `erased`: its user (or, for an invalid event, the
+user it names) was erased (lms_events/tombstones.py): nothing of theirs is
+published or stored again, not even an invalid event's raw JSON. Known
+once Redis answered the lookup sent at the start (ingest/erased.py).
+
 Rejected events go with their reasons to `events.rejected`; the count of
 every status per event type goes to `intake.outcomes`. Nothing posted
 disappears without a trace.
@@ -25,7 +26,6 @@ disappears without a trace.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -105,6 +105,13 @@ class _Tally:
         self.results[index] = result
         self.types[index] = event_type
 
+    def erase(self, indexes: set[int]) -> None:
+        """The decided events among `indexes` become `erased` (the undecided are recorded so later)."""
+        for index in indexes:
+            result = self.results[index]
+            if result is not None:
+                self.results[index] = {"index": index, "event_id": result["event_id"], "status": Status.ERASED}
+
     def counts(self) -> Counter[tuple[str, str]]:
         """Events per (event type, status)."""
         return Counter(zip(self.types, map(itemgetter("status"), self.results), strict=True))  # type: ignore[arg-type]
@@ -124,6 +131,15 @@ def _event_id(event: Any) -> str | None:
     if isinstance(event, dict) and isinstance(event.get("event_id"), str):
         return event["event_id"]
     return None
+
+
+def _of_users(events: list[Any], checked: list[Any], users: set[str]) -> set[int]:
+    """Indexes of the events naming one of `users` (valid or not)."""
+    return {
+        index
+        for index, (event, valid) in enumerate(zip(events, checked, strict=True))
+        if (valid.event.user_id if type(valid) is ValidEvent else _user_id(event)) in users
+    }
 
 
 def _user_id(event: Any) -> str | None:
@@ -168,12 +184,10 @@ class Intake:
         users = {v.event.user_id for v in checked if type(v) is ValidEvent and v.event.user_id}
         # An invalid event of an erased user is not kept as a bad row either (its raw names them).
         users.update(user for event, v in zip(events, checked, strict=True) if type(v) is not ValidEvent and (user := _user_id(event)))
-        if self._erased is None:
-            consents, erased = await self._consent.for_users(organization_id, users), set()
-        else:
-            consents, erased = await asyncio.gather(  # both commands in flight at once
-                self._consent.for_users(organization_id, users), self._erased.among(organization_id, users)
-            )
+        # Sent now, read after the dedup claim (ingest/erased.py); `erased` wins over the
+        # statuses decided meanwhile.
+        lookup = self._erased.ask(organization_id, users) if self._erased is not None else None
+        consents = await self._consent.for_users(organization_id, users)
         # The size limit is on what would be stored, so it is measured on the
         # stored form, serialised once for both the check and the Kafka message.
         fitting: list[tuple[int, str, str, bytes, bytes]] = []  # index, event_id, type, partition key, stored JSON
@@ -181,9 +195,6 @@ class Intake:
         for index, valid in enumerate(checked):
             if type(valid) is not ValidEvent:
                 event = events[index]
-                if erased and _user_id(event) in erased:
-                    record(index, _event_id(event), Status.ERASED, UNKNOWN_TYPE)
-                    continue
                 record(index, _event_id(event), Status.REJECTED, UNKNOWN_TYPE, valid)  # type: ignore[arg-type]
                 rejected.append(_rejected_record(index, event, valid, received, organization_id))  # type: ignore[arg-type]
                 continue
@@ -194,9 +205,6 @@ class Intake:
                 rejected.append(_rejected_record(index, event, [_OTHER_ORGANIZATION], received, organization_id))
                 continue
             event_type = valid.event_type
-            if erased and event.user_id in erased:
-                record(index, event_id, Status.ERASED, event_type.name)
-                continue
             if not keep(event_type, event_id):
                 record(index, event_id, Status.SAMPLED_OUT, event_type.name)
                 continue
@@ -220,9 +228,17 @@ class Intake:
             fitting.append((index, event_id, event_type.name, batching.partition_key(stored_form), stored))
 
         firsts = await self._dedup.claim(organization_id, [event_id for _, event_id, _, _, _ in fitting])
+        erased = await self._erased.answer(lookup) if lookup is not None else None
+        gone = _of_users(events, checked, erased) if erased else ()
+        if gone:
+            tally.erase(gone)
+            rejected = [bad for bad in rejected if bad["index"] not in gone]
         accepted: dict[bytes, list[bytes]] = {}
         claimed: list[str] = []
         for (index, event_id, type_name, partition_key, stored), first in zip(fitting, firsts, strict=True):
+            if index in gone:  # claimed in vain: the claim expires, and the user's events stay `erased`
+                record(index, event_id, Status.ERASED, type_name)
+                continue
             if first:
                 record(index, event_id, Status.ACCEPTED, type_name)
                 claimed.append(event_id)

@@ -54,7 +54,7 @@ class Digester:
             if len(self._cache) >= _CACHE_ENTRIES:
                 self._cache.clear()
             message = organization_id.encode() + b"\x1f" + user_id.encode()
-            found = self._cache[pair] = hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+            found = self._cache[pair] = hmac.digest(self._key, message, "sha256")[:16].hex()
         return found
 
 

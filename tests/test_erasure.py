@@ -270,7 +270,8 @@ async def test_a_redis_that_lost_the_tombstones_gets_them_back_and_the_stream_dr
     digester = Digester(pii_secret(settings.pii_secret, settings.data_dir))
     keys = [redis_key(org, digester.digest(org, user)) for user in ("u_lost", alias_of(settings, org, "u_lost"))]
     assert await redis.execute("DEL", *keys) == 2  # as a Redis restarted without its data
-    status, answer = await client.post_batch([client.event(user_id="u_lost")])
+    late = client.event(user_id="u_lost")
+    status, answer = await client.post_batch([late])
     assert answer["results"][0]["status"] == "accepted"  # the gateway cannot tell any more ...
     await eventually(  # ... the stream can: dropped, counted, not stored
         lambda: store.query(
@@ -281,5 +282,8 @@ async def test_a_redis_that_lost_the_tombstones_gets_them_back_and_the_stream_dr
     )
     assert await stored_events(store, org) == {}
     assert await reload_tombstones(store, redis) >= 2  # what a gateway does at start
-    status, answer = await client.post_batch([client.event(user_id="u_lost")])
-    assert answer["results"][0]["status"] == "erased"
+    # `erased` wins over every other status: a repeat (duplicate), an invalid one (rejected), a new one.
+    batch = [late, {**client.event(user_id="u_lost"), "timestamp": "never"}, client.event(user_id="u_lost"), client.event(user_id="u_kept")]
+    status, answer = await client.post_batch(batch)
+    assert [r["status"] for r in answer["results"]] == ["erased", "erased", "erased", "accepted"], answer
+    assert answer["totals"]["erased"] == 3 and "errors" not in answer["results"][1]
