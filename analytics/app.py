@@ -27,6 +27,7 @@ from lms_events.metrics import add_metrics
 from lms_events.request_context import request_context
 from lms_events.settings import Settings
 from lms_events.tokens import signing_secret
+from privacy.app import add_privacy
 
 REDIS_TIMEOUT_S = 2.0
 
@@ -75,6 +76,7 @@ def add_api(app: web.Application, settings: Settings, *, store: ClickHouseStore 
     app.router.add_get(f"{PREFIX}/events", handlers.get_events)
     app.router.add_get(f"{PREFIX}/audit", handlers.get_audit)
     app.router.add_get(f"{PREFIX}/me/data-usage", handlers.get_my_data_usage)
+    add_privacy(app)
 
 
 def create_api_app(settings: Settings, *more: Callable[[web.Application], None]) -> web.Application:

@@ -39,6 +39,7 @@ class IntakeTotals(Answer):
     sampled_out: Count
     no_consent: Count
     expired: Count
+    erased: Count
 
 
 class IntakeResult(Answer, omit_defaults=True):
@@ -60,14 +61,16 @@ class IntakeAnswer(Answer):
 class DomainTotals(Answer):
     accepted: Count
     rejected: Count
+    erased: Count
 
 
 class DomainResult(Answer, omit_defaults=True):
-    """One domain event: accepted (with its type and topic) or rejected (with its errors)."""
+    """One domain event: accepted (with its type and topic), rejected (with its errors), or
+    erased (it names an erased user: neither published nor stored)."""
 
     index: Count
-    status: Literal["accepted", "rejected"]
-    event_type: Annotated[str | None, Meta(description="present when accepted")] = None
+    status: Literal["accepted", "rejected", "erased"]
+    event_type: Annotated[str | None, Meta(description="present when accepted or erased")] = None
     event_id: Annotated[
         str | None,
         Meta(description="the fact's identity: the producer's eventId, else a digest of its content; present when accepted"),

@@ -19,8 +19,9 @@ from ingest.body import MAX_BODY_BYTES
 from ingest.consent import ConsentStore, reload_consent
 from ingest.cors import cors_middleware
 from ingest.dedup import Deduplicator
+from ingest.erased import ErasedUsers, reload_tombstones
 from ingest.intake import Intake
-from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, READ_SECRET, REDIS, SETTINGS, SPOOL, STORE
+from ingest.keys import CONSENT, ERASED, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, READ_SECRET, REDIS, SETTINGS, SPOOL, STORE
 from ingest.privacy import PrivacyFilter, pii_secret
 from ingest.publish import EventPublisher
 from ingest.ratelimit import RateLimiter
@@ -36,6 +37,7 @@ from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events import tokens
 from lms_events.errors import ConfigError, StorageError
 from lms_events.retention import load_policies
+from lms_events.tombstones import Digester
 from lms_events.settings import Settings
 
 REDIS_TIMEOUT_S = 2.0
@@ -83,11 +85,14 @@ async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = redis
     app[CONSENT] = ConsentStore(redis)
     await reload_consent(app[STORE], app[CONSENT])
+    await reload_tombstones(app[STORE], redis)
     app[RATE_LIMITER] = RateLimiter(
         redis, events_per_s=settings.rate_limit_events_per_s, burst=settings.rate_limit_burst
     )
-    privacy = PrivacyFilter(pii_secret(settings.pii_secret, settings.data_dir))
+    secret = pii_secret(settings.pii_secret, settings.data_dir)
+    privacy = PrivacyFilter(secret)
     refresher = asyncio.create_task(_reload_retention_forever(app[STORE], privacy, settings.keys_refresh_s))
+    app[ERASED] = ErasedUsers(redis, Digester(secret))
     app[INTAKE] = Intake(
         validator=EventValidator(
             max_future=timedelta(seconds=settings.max_future_s), late_after=timedelta(seconds=settings.late_after_s)
@@ -96,6 +101,7 @@ async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
         dedup=Deduplicator(redis, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
         consent=app[CONSENT],
         privacy=privacy,
+        erased=app[ERASED],
     )
     yield
     refresher.cancel()

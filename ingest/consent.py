@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 import schemas
 from ingest.redis_pipe import PipelinedRedis
+from lms_events import keyset
 from lms_events.clickhouse import ClickHouseStore
 
 log = structlog.get_logger(__name__)
@@ -114,27 +115,15 @@ class ConsentStore:
         self._local.update(keyed)
 
 
-RELOAD_PAGE = 10_000
-
-
 async def reload_consent(store: ClickHouseStore, consent: ConsentStore) -> int:
     """Copy the durable consent records into Redis (it may have restarted empty)."""
     loaded = 0
-    last = ("", "")
-    while True:
-        rows = await store.query(
-            "SELECT organization_id, user_id, categories, age_band, parental_consent, updated_at "
-            "FROM consent_records FINAL WHERE (organization_id, user_id) > ({org:String}, {user:String}) "
-            "ORDER BY organization_id, user_id LIMIT {page:UInt32}",
-            {"org": last[0], "user": last[1], "page": RELOAD_PAGE},
-        )
-        if not rows:
-            break
+    columns = "organization_id, user_id, categories, age_band, parental_consent, updated_at"
+    async for rows in keyset.pages(store, columns, "consent_records", "user_id"):
         await consent.put_many(
             [ConsentRecord.from_json({**row, "categories": orjson.loads(row["categories"])}) for row in rows]
         )
         loaded += len(rows)
-        last = (rows[-1]["organization_id"], rows[-1]["user_id"])
     if loaded:
         log.info("consent_reloaded", records=loaded)
     return loaded

@@ -7,7 +7,8 @@ is published with an `eventId`: the producer's, else the digest of the
 event as sent (lms_events/domain_identity.py), taken before the gateway
 stamps `organizationId` and `occurredAt`, so a re-posted event is the
 same fact. A `UserCreated` that carries `consent`, `ageBand` or
-`parentalConsent` also sets the user's consent record.
+`parentalConsent` also sets the user's consent record. An event naming
+an erased user (`userId`) is `erased`: neither published nor stored.
 """
 
 from __future__ import annotations
@@ -63,8 +64,10 @@ class DomainOutcome:
     consent_records: list[ConsentRecord] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
-        accepted = sum(1 for r in self.results if r["status"] == "accepted")
-        return {"accepted": accepted, "rejected": len(self.results) - accepted}
+        totals = dict.fromkeys(("accepted", "rejected", "erased"), 0)
+        for result in self.results:
+            totals[result["status"]] += 1
+        return totals
 
     def as_json(self) -> dict[str, Any]:
         return {"totals": self.totals(), "results": self.results}
@@ -103,7 +106,12 @@ def _consent_record(event: dict[str, Any], organization_id: str) -> ConsentRecor
     )
 
 
-def decide(events: list[Any], key: WriteKey) -> DomainOutcome:
+def users_named(events: list[Any]) -> set[str]:
+    return {user for event in events if isinstance(event, dict) and isinstance(user := event.get("userId"), str) and user}
+
+
+def decide(events: list[Any], key: WriteKey, erased: set[str] = frozenset()) -> DomainOutcome:  # type: ignore[assignment]
+    """`erased`: the users of `events` who were erased (ingest/erased.py)."""
     outcome = DomainOutcome([], [])
     for index, event in enumerate(events):
         kind, violations = _violations(event, key)
@@ -111,6 +119,9 @@ def decide(events: list[Any], key: WriteKey) -> DomainOutcome:
             outcome.results.append(
                 {"index": index, "status": "rejected", "errors": [v.as_json() for v in violations]}
             )
+            continue
+        if erased and event.get("userId") in erased:
+            outcome.results.append({"index": index, "status": "erased", "event_type": kind.name})
             continue
         event_id = event_id_as_sent(event)
         stamped = {**event, "eventId": event_id, "organizationId": key.organization_id}

@@ -20,7 +20,7 @@ from ingest import body, domain_events
 from ingest.consent import ConsentRecord
 from ingest.events import TOO_DEEP
 from ingest.intake import Caller
-from ingest.keys import CONSENT, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, READ_SECRET, SETTINGS, STORE
+from ingest.keys import CONSENT, ERASED, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, READ_SECRET, SETTINGS, STORE
 from ingest.privacy import truncate_ip
 from ingest.publish import KafkaMessage
 from ingest.taxonomy import event_types, lookup
@@ -30,7 +30,7 @@ from lms_events import metrics
 from lms_events.audit import AuditEntry, write_now
 from lms_events.request_context import current_request_id
 from lms_events.tokens import bearer_token, verify
-from lms_events.errors import BadRequest, BrokerUnavailable, ClientError, NotFound, RateLimited
+from lms_events.errors import BadRequest, BrokerUnavailable, ClientError, Gone, NotFound, RateLimited
 from lms_events.topics import CONSENT_RECORDS
 from lms_events.write_keys import WriteKey
 
@@ -130,7 +130,8 @@ async def post_domain_events(request: web.Request) -> web.Response:
     payload = await body.read_json(request)
     events = body.batch_events(payload) if not isinstance(payload, dict) or "batch" in payload else [payload]
     await _within_rate_limit(request, key, len(events))
-    outcome = domain_events.decide(events, key)
+    erased = await request.app[ERASED].among(key.organization_id, domain_events.users_named(events))
+    outcome = domain_events.decide(events, key, erased)
     consent_messages = [_consent_message(r) for r in outcome.consent_records]
     await _publish(request, outcome.messages + consent_messages)
     await request.app[CONSENT].put_many(outcome.consent_records)
@@ -176,6 +177,8 @@ async def _change_consent(
     violations = _consent_check().violations(payload)
     if violations:
         raise BadRequest(f"{violations[0].field}: {violations[0].message}", field=violations[0].field)
+    if await request.app[ERASED].among(organization_id, {user_id}):
+        raise Gone("this user was erased: nothing about them is recorded again", field="user_id")
     record = ConsentRecord(
         organization_id=organization_id,
         user_id=user_id,

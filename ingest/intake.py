@@ -14,6 +14,11 @@ directly. Each event gets exactly one status, decided in this order:
     duplicate    its event_id was accepted within the dedup window
     accepted     published to `events.raw`
 
+and over all of them, `erased`: its user (or, for an invalid event, the
+user it names) was erased (lms_events/tombstones.py): nothing of theirs is
+published or stored again, not even an invalid event's raw JSON. Known
+once Redis answered the lookup sent at the start (ingest/erased.py).
+
 Rejected events go with their reasons to `events.rejected`; the count of
 every status per event type goes to `intake.outcomes`. Nothing posted
 disappears without a trace.
@@ -30,6 +35,7 @@ from typing import Any
 from ingest import batching, body
 from ingest.consent import ConsentRecord, ConsentStore
 from ingest.dedup import Deduplicator
+from ingest.erased import ErasedUsers
 from ingest.events import Event, StoredEvent, encode
 from ingest.privacy import PrivacyFilter
 from ingest.publish import KafkaMessage
@@ -45,7 +51,7 @@ UNKNOWN_TYPE = "(unknown)"
 
 
 class Status:
-    """The six fates of an event (plain strings: they are on the per-event hot path)."""
+    """The seven fates of an event (plain strings: they are on the per-event hot path)."""
 
     ACCEPTED = "accepted"
     REJECTED = "rejected"
@@ -53,7 +59,8 @@ class Status:
     SAMPLED_OUT = "sampled_out"
     NO_CONSENT = "no_consent"
     EXPIRED = "expired"
-    ALL = (ACCEPTED, REJECTED, DUPLICATE, SAMPLED_OUT, NO_CONSENT, EXPIRED)
+    ERASED = "erased"
+    ALL = (ACCEPTED, REJECTED, DUPLICATE, SAMPLED_OUT, NO_CONSENT, EXPIRED, ERASED)
 
 
 @dataclass(slots=True)
@@ -100,6 +107,13 @@ class _Tally:
         self.results[index] = result
         self.types[index] = event_type
 
+    def erase(self, indexes: set[int]) -> None:
+        """The decided events among `indexes` become `erased` (the undecided are recorded so later)."""
+        for index in indexes:
+            result = self.results[index]
+            if result is not None:
+                self.results[index] = {"index": index, "event_id": result["event_id"], "status": Status.ERASED}
+
     def counts(self) -> Counter[tuple[str, str]]:
         """Events per (event type, status)."""
         return Counter(zip(self.types, map(itemgetter("status"), self.results), strict=True))  # type: ignore[arg-type]
@@ -121,6 +135,21 @@ def _event_id(event: Any) -> str | None:
     return None
 
 
+def _of_users(events: list[Any], checked: list[Any], users: set[str]) -> set[int]:
+    """Indexes of the events naming one of `users` (valid or not)."""
+    return {
+        index
+        for index, (event, valid) in enumerate(zip(events, checked, strict=True))
+        if (valid.event.user_id if type(valid) is ValidEvent else _user_id(event)) in users
+    }
+
+
+def _user_id(event: Any) -> str | None:
+    """The user id of an event as posted, when it names one."""
+    user_id = event.user_id if type(event) is Event else event.get("user_id") if isinstance(event, dict) else None
+    return user_id if isinstance(user_id, str) and user_id else None
+
+
 _OTHER_ORGANIZATION = Violation(
     "organization_id", "organization", "the write key belongs to another organization; a key writes only for its own"
 )
@@ -135,8 +164,10 @@ class Intake:
         dedup: Deduplicator,
         consent: ConsentStore,
         privacy: PrivacyFilter,
+        erased: ErasedUsers | None = None,
     ) -> None:
         self._validator = validator
+        self._erased = erased
         self._sampler = sampler
         self._dedup = dedup
         self._consent = consent
@@ -152,9 +183,13 @@ class Intake:
         record = tally.record
         rejected: list[dict[str, Any]] = []
         checked = [check(event, window) for event in events]
-        consents = await self._consent.for_users(
-            organization_id, {v.event.user_id for v in checked if type(v) is ValidEvent and v.event.user_id}
-        )
+        users = {v.event.user_id for v in checked if type(v) is ValidEvent and v.event.user_id}
+        # An invalid event of an erased user is not kept as a bad row either (its raw names them).
+        users.update(user for event, v in zip(events, checked, strict=True) if type(v) is not ValidEvent and (user := _user_id(event)))
+        # Sent now, read after the dedup claim (ingest/erased.py); `erased` wins over the
+        # statuses decided meanwhile.
+        lookup = self._erased.ask(organization_id, users) if self._erased is not None else None
+        consents = await self._consent.for_users(organization_id, users)
         # The size limit is on what would be stored, so it is measured on the
         # stored form, serialised once for both the check and the Kafka message.
         fitting: list[tuple[int, str, str, bytes, bytes]] = []  # index, event_id, type, partition key, stored JSON
@@ -195,9 +230,17 @@ class Intake:
             fitting.append((index, event_id, event_type.name, batching.partition_key(stored_form), stored))
 
         firsts = await self._dedup.claim(organization_id, [event_id for _, event_id, _, _, _ in fitting])
+        erased = await self._erased.answer(lookup) if lookup is not None else None
+        gone = _of_users(events, checked, erased) if erased else ()
+        if gone:
+            tally.erase(gone)
+            rejected = [bad for bad in rejected if bad["index"] not in gone]
         accepted: dict[bytes, list[bytes]] = {}
         claimed: list[str] = []
         for (index, event_id, type_name, partition_key, stored), first in zip(fitting, firsts, strict=True):
+            if index in gone:  # claimed in vain: the claim expires, and the user's events stay `erased`
+                record(index, event_id, Status.ERASED, type_name)
+                continue
             if first:
                 record(index, event_id, Status.ACCEPTED, type_name)
                 claimed.append(event_id)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ingest.auth import KeyRing
 from ingest.consent import ConsentStore
+from ingest.erased import ErasedUsers
 from ingest.intake import Intake
 from ingest.publish import EventPublisher
 from ingest.ratelimit import RateLimiter
@@ -27,6 +28,8 @@ KEYRING = web.AppKey("keyring", KeyRing)
 CONSENT = web.AppKey("consent", ConsentStore)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 INTAKE = web.AppKey("intake", Intake)
+# Who was erased (lms_events/tombstones.py): their domain events and consent are refused too.
+ERASED = web.AppKey("erased", ErasedUsers)
 # HS256 secret of read tokens: a person changes their own consent with theirs.
 READ_SECRET = web.AppKey("read_secret", bytes)
 SPOOL = web.AppKey("spool", Spool)

@@ -141,6 +141,15 @@ class PipelinedRedis:
                 replies.transport.abort()
             raise RedisTimeoutError(f"Redis did not answer {args[0]!r} within {self._timeout_s}s") from exc
 
+    def send_now(self, *args: str | bytes | int | float) -> asyncio.Future[Any] | None:
+        """Send a command at once and return its reply's future, without a task or a wait: the
+        caller awaits it after a later command's reply, by when (replies come in order) it is
+        done. None when not connected (then `execute` it)."""
+        replies = self._replies
+        if replies is None or replies.transport is None:
+            return None
+        return replies.send(hiredis.pack_command(args))
+
     async def run(self, script: LuaScript, keys: list[str], args: list[str | bytes | int]) -> Any:
         try:
             return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)

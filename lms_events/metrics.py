@@ -7,7 +7,7 @@ and `reports` on LMS_EVENTS_METRICS_PORT).
 
 Every label takes values from a closed set, so a client cannot grow the
 number of series: event types from the taxonomy (an unknown one is
-`(unknown)`), statuses from the gateway's six, routes as their template
+`(unknown)`), statuses from the gateway's fixed set (answers.py), routes as their template
 (`/api/v1/users/{userId}/analytics`, never the raw path), tables, topics
 and report priorities from the code and `schemas/`.
 

@@ -34,6 +34,7 @@ from ingest.body import MAX_BATCH_EVENTS
 from reports import lookups
 from reports.writers import FORMATS
 
+from lms_events.openapi_privacy import privacy_operations, with_erased_user
 from lms_events.openapi_parts import (
     analyst_query,
     answer_response,
@@ -95,11 +96,13 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/domain-events"): write_operation(
             "Post domain events (UserCreated, CourseCreated, ...) to the domain topics", "DomainAnswer", domain_body
         ),
-        ("PUT", "/v1/consent/{user_id}"): write_operation(
-            "Set a user's consent per category and age band",
-            "ConsentAnswer",
-            {"required": True, "content": {JSON: {"schema": ref("Consent")}}},
-            parameters=(path_parameter("user_id", "the platform's user id"),),
+        ("PUT", "/v1/consent/{user_id}"): with_erased_user(
+            write_operation(
+                "Set a user's consent per category and age band",
+                "ConsentAnswer",
+                {"required": True, "content": {JSON: {"schema": ref("Consent")}}},
+                parameters=(path_parameter("user_id", "the platform's user id"),),
+            )
         ),
         ("GET", "/v1/schemas"): public_operation("schemas", "The envelope, the taxonomy and every event type", "SchemasAnswer"),
         ("GET", "/v1/schemas/{event_type}"): {
@@ -167,13 +170,13 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
             ],
             "AuditPage",
         ),
-        ("PUT", "/api/v1/me/consent"): {
+        ("PUT", "/api/v1/me/consent"): with_erased_user({
             "tags": ["analytics"],
             "summary": "Change your own consent per category (read token); takes effect at the gateway at once",
             "security": [{READ_TOKEN: []}],
             "requestBody": {"required": True, "content": {JSON: {"schema": ref("Consent")}}},
             "responses": {"200": answer_response("your consent record", ref("ConsentAnswer")), **READ_ERRORS},
-        },
+        }),
         ("GET", "/api/v1/me/data-usage"): read_operation(
             "What is collected about you, how long each kind is kept, and how many rows are held about you",
             [],
@@ -293,7 +296,12 @@ def document(routes: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """The document of these (method, path) routes, in path order."""
     paths: dict[str, dict[str, Any]] = {}
     for method, path in sorted(routes, key=lambda route: (route[1], route[0])):
-        operation = operations().get((method, path)) or report_operations().get((method, path)) or plan_operations().get((method, path))
+        operation = (
+            operations().get((method, path))
+            or report_operations().get((method, path))
+            or plan_operations().get((method, path))
+            or privacy_operations().get((method, path))
+        )
         if operation is None:
             raise LookupError(f"{method} {path} has no OpenAPI operation; describe it in lms_events/openapi.py")
         paths.setdefault(path, {})[method.lower()] = operation

@@ -13,6 +13,7 @@ import schemas
 from analytics import models
 from ingest import answers
 from lms_events.errors import ErrorAnswer
+from privacy import models as privacy_models
 from reports import metadata_models, plan_models
 from reports import models as report_models
 
@@ -81,8 +82,8 @@ def hoisted(file: str, name: str) -> dict[str, Any]:
 
 @cache
 def component_schemas() -> dict[str, Any]:
-    structs = (*models.ANSWERS, *report_models.ANSWERS, *plan_models.ANSWERS, *metadata_models.ANSWERS, *answers.ANSWERS,
-               models.QueryRequest, ErrorAnswer)  # fmt: skip
+    structs = (*models.ANSWERS, *report_models.ANSWERS, *plan_models.ANSWERS, *metadata_models.ANSWERS, *privacy_models.ANSWERS,
+               *answers.ANSWERS, models.QueryRequest, ErrorAnswer)  # fmt: skip
     _, generated = msgspec.json.schema_components(structs, ref_template=SCHEMA_REF)
     for file, name in REQUEST_SCHEMAS.items():
         request_schemas = hoisted(file, name)

@@ -1,6 +1,6 @@
 """Where a person's rows are: every table with a column naming users,
 found from `system.columns` so that a table added later cannot be
-forgotten by the data-usage answer (and later, export and erasure).
+forgotten by the data-usage answer, the export or the erasure.
 
 A column names users when it is called `user_id` (events, facts, read
 models, consent) or `subject_user_id` (the audit trail). Views and
@@ -51,3 +51,68 @@ async def rows_about(store: ClickHouseStore, organization_id: str, user_id: str)
         )
         counts[found.table] = counts.get(found.table, 0) + int(rows[0]["n"])
     return counts
+
+
+# Where a person is named other than in a user column: these tables are read
+# (export) and cleared (erasure) by these conditions too, when they exist.
+# `{id}` is the platform's user id, `{alias}` its `pii` pseudonym.
+_IDS = "({id:String}, {alias:String})"
+_ENTITY = (
+    f"(kind = 'user' AND entity_id IN {_IDS}) OR (kind = 'enrollment' AND "
+    "(startsWith(entity_id, concat({id:String}, '/')) OR startsWith(entity_id, concat({alias:String}, '/'))))"
+)
+NAMED_ELSEWHERE = {
+    # what they did, besides what was done about them
+    "audit_log": f"actor IN {_IDS}",
+    # the raw event as posted (a truncated raw that is no longer JSON is not found)
+    "rejected_events": f"JSONExtractString(raw, 'user_id') IN {_IDS}",
+    # the user entity and their enrollments (`<user>/course/<id>`, `<user>/class/<id>`)
+    "reference_entities_by_organization": _ENTITY,
+    "reference_entities": _ENTITY,
+    "report_jobs": f"requested_by IN {_IDS}",
+    "report_downloads": f"downloaded_by IN {_IDS}",
+    "analyst_queries": f"sub IN {_IDS}",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A table and the condition on its rows naming one person (bound: org, id, alias)."""
+
+    table: str
+    condition: str
+    collapsing: bool
+    # the column-type of each column, for readers that must render aggregate states
+    columns: tuple[tuple[str, str], ...]
+
+
+async def sources(store: ClickHouseStore) -> list[Source]:
+    """Every table holding rows about a person, with the condition that finds them:
+    the user columns found from system.columns, and NAMED_ELSEWHERE."""
+    conditions: dict[str, list[str]] = {}
+    collapsing: dict[str, bool] = {}
+    for found in await personal_tables(store):
+        conditions.setdefault(found.table, []).append(f"{found.column} IN {_IDS}")
+        collapsing[found.table] = found.collapsing
+    rows = await store.query(
+        f"""SELECT name, engine FROM system.tables WHERE database = currentDatabase()
+            AND name IN {_listed(tuple(NAMED_ELSEWHERE))}"""
+    )
+    for row in rows:
+        conditions.setdefault(row["name"], []).append(NAMED_ELSEWHERE[row["name"]])
+        collapsing.setdefault(row["name"], "Replacing" in row["engine"] or "Aggregating" in row["engine"])
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for row in await store.query(
+        f"""SELECT table, name, type FROM system.columns WHERE database = currentDatabase()
+            AND table IN {_listed(tuple(conditions))} ORDER BY table, position"""
+    ):
+        columns.setdefault(row["table"], []).append((row["name"], row["type"]))
+    return [
+        Source(
+            table,
+            "organization_id = {org:String} AND (" + " OR ".join(f"({c})" for c in parts) + ")",
+            collapsing[table],
+            tuple(columns.get(table, ())),
+        )
+        for table, parts in sorted(conditions.items())
+    ]

@@ -82,6 +82,7 @@ async def request_path(batches: int, bootstrap: str, redis_url: str, spool_dir: 
     from ingest.dedup import Deduplicator
     from ingest.intake import Caller, Intake
     from ingest.privacy import PrivacyFilter
+    from ingest.erased import ErasedUsers
     from ingest.publish import EventPublisher
     from ingest.ratelimit import RateLimiter
     from ingest.redis_pipe import PipelinedRedis
@@ -89,6 +90,7 @@ async def request_path(batches: int, bootstrap: str, redis_url: str, spool_dir: 
     from ingest.spool import Spool
     from ingest.validation import EventValidator
     from lms_events.runtime import tune_gc_for_serving
+    from lms_events.tombstones import Digester
     from lms_events.write_keys import WriteKey
 
     settings = Settings(environment="development")
@@ -104,6 +106,7 @@ async def request_path(batches: int, bootstrap: str, redis_url: str, spool_dir: 
         dedup=Deduplicator(redis, window_s=settings.dedup_window_s, local_entries=settings.dedup_local_entries),
         consent=ConsentStore(redis),
         privacy=PrivacyFilter(b"instruction-count"),
+        erased=ErasedUsers(redis, Digester(b"instruction-count")),
     )
     limiter = RateLimiter(redis, events_per_s=10_000_000, burst=10_000_000)
     publisher = EventPublisher(bootstrap, timeout_s=30, spool=Spool.open(spool_dir) if spool_dir else None)

@@ -232,6 +232,20 @@ class Ledger:
         gone = StoredJob(stored.job, stored.requester_role, stored.requester_departments, version)
         await self._append(gone, "deleted", deleted=True)
 
+    async def expire_now(self, stored: StoredJob, transition: str) -> None:
+        """The job's file expired at once (it may hold a person since erased): a download is
+        410 from now on, and the cleanup pass removes the job. Not a status change."""
+        at = now_iso()
+        output = stored.job.output
+        if output.storage is not None:
+            output = msgspec.structs.replace(output, storage=msgspec.structs.replace(output.storage, expires_at=at))
+        job = msgspec.structs.replace(stored.job, expires_at=at, output=output, updated_at=at)
+        # Past the version Redis may hold, so a `reconcile` never puts the old row back.
+        version = max(int(await self.redis.hincrby(stored.key, "version", 1)), stored.version + 1)
+        await self.redis.hset(stored.key, mapping={"version": version})
+        await self.redis.hdel(stored.key, "row")
+        await self._append(StoredJob(job, stored.requester_role, stored.requester_departments, version, stored.error_stack), transition)
+
     async def _latest(self, where: str, params: dict[str, Any], tail: str = "") -> list[dict[str, Any]]:
         return await self.store.query(
             f"""SELECT * FROM (SELECT * FROM {TABLE} WHERE {where}

@@ -13,6 +13,9 @@ Reads top-down like the flow: app, topics, tables, agents, timers.
   the stored rows to the AnalyticsUpdated coalescer, which a timer drains
   to `analytics.events`.
 - `load_rejected` loads the bad rows.
+- Events and domain events of erased users are dropped before anything
+  is stored and counted `erased` (streams/erased.py); each micro-batch
+  is taken inside the tombstones' `loading()`, reloading them first.
 
 Each agent takes a micro-batch of Kafka messages (each message a
 sub-batch of events). Faust acknowledges the batch only when the agent
@@ -34,6 +37,8 @@ import orjson
 import structlog
 from faust.exceptions import NotReady
 
+from ingest.privacy import pii_secret
+from lms_events import tombstones
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.settings import Settings
 from lms_events.topics import (
@@ -46,11 +51,12 @@ from lms_events.topics import (
 )
 from streams import facts, reference, reference_store, rows
 from streams.analytics import AnalyticsCoalescer
+from streams.erased import OUTCOMES_TABLE, ErasedDrops
 from streams.event_batch import EventBatch
 from streams.intake_records import register_intake_loaders
 from streams.reference_tables import ReferenceTables
 from streams.route import REJECTED_TABLE, rows_by_table
-from streams.sink import Sinks, batch_token, load_version, micro_batches, observe_freshness
+from streams.sink import Sinks, batch_token, load_version, micro_batches, observe_freshness, retrying
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +115,21 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
     reference_loaded = asyncio.Event()
     coalescer = AnalyticsCoalescer()
     sinks = sinks or Sinks(store)
+    erased = tombstones.for_store(store, pii_secret(settings.pii_secret, settings.data_dir))
+
+    async def erasure_aware(batches: Any) -> Any:
+        """Each micro-batch inside `loading()` (lms_events/tombstones.py) until the agent asks
+        for the next one, with the tombstones reloaded: an erasure waits for the batches
+        begun before its tombstone, and the later ones drop the person's events."""
+        async for batch in batches:
+            async with erased.loading():
+                await retrying(lambda: erased.reload(store), "tombstones_reload_failed")
+                yield batch
+
+    async def count_erased(drops: ErasedDrops, token: str, version: int) -> None:
+        if drops.counts:
+            outcomes = await sinks.for_table(OUTCOMES_TABLE)
+            await outcomes.write(drops.outcome_rows(token, version), token=f"erased:{token}")
 
     async def send_to_bad_rows(records: list[dict[str, Any]]) -> None:
         if records:
@@ -127,7 +148,8 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
 
     @app.agent(domain_events)
     async def build_reference(stream: faust.StreamT) -> None:
-        async for batch in micro_batches(stream, settings):
+        async for batch in erasure_aware(micro_batches(stream, settings)):
+            drops = ErasedDrops(erased)
             version = load_version()
             merged: dict[reference.EntityId, dict[str, Any]] = {}
             fact_rows: list[dict[str, Any]] = []
@@ -135,6 +157,8 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
             for message in batch:
                 try:
                     event = reference.decode(message.value)
+                    if drops.domain_event(event):
+                        continue
                     published_at = datetime.fromtimestamp(message.message.timestamp, UTC)
                     fact = facts.fact_row(event, message.value, published_at, version)
                     updates = reference.updates_from(event)
@@ -151,6 +175,7 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
             await entity_sink.write(reference_store.entity_rows(merged, version), token=token)
             fact_sink = await sinks.for_table(facts.FACTS_TABLE)
             await fact_sink.write(fact_rows, token=token)
+            await count_erased(drops, token, version)
             reference_tables.apply(merged)
             await send_to_bad_rows(poison)
             coalescer.observe_facts(fact_rows)
@@ -160,13 +185,14 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
     @app.agent(raw_events)
     async def load_events(stream: faust.StreamT) -> None:
         await reference_loaded.wait()
-        async for batch in micro_batches(stream, settings):
+        async for batch in erasure_aware(micro_batches(stream, settings)):
             events = EventBatch(load_version(), reference_tables)
+            drops = ErasedDrops(erased)
             poison: list[dict[str, Any]] = []
             for message in batch:
                 try:
                     # The whole message or none of it: a bad event makes it a poison message.
-                    events.add(rows.decode_events(message.value), message.message)
+                    events.add(drops.events(rows.decode_events(message.value)), message.message)
                 except (rows.UndecodableMessage, KeyError, TypeError, ValueError, AttributeError) as exc:
                     log.warning("poison_message", topic=RAW_EVENTS, offset=message.message.offset, error=str(exc))
                     poison.append(rows.poison_record(message.message, f"cannot load message: {exc}", "decode"))
@@ -180,6 +206,7 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
                 sink = await sinks.for_route(table)
                 await sink.write_arrow(table_rows, token=token)
             observe_freshness(stored)
+            await count_erased(drops, token, events.version)
             for event in events.alert_events:
                 await alerts.send(key=(event.get("organization_id") or "").encode(), value=orjson.dumps(_alert(event)))
             coalescer.observe(stored)

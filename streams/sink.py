@@ -158,6 +158,9 @@ class ArrowSink(Protocol):
 # stream (both inside `lms-events up`) could otherwise read the same stored version
 # of an event as the stream, and both would take it back.
 _SIGNING = asyncio.Lock()
+# The same lock, for an erasure's recomputation of rollup days in this process
+# (lms_events/erasure.py): no event is loaded into those days while it runs.
+EVENT_LOADS_LOCK = _SIGNING
 
 
 class EventLoadSink:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.support import Client, new_event
 
-STATUSES = {"accepted", "rejected", "duplicate", "sampled_out", "no_consent", "expired"}
+STATUSES = {"accepted", "rejected", "duplicate", "sampled_out", "no_consent", "expired", "erased"}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -109,7 +109,9 @@ def test_api_role_documents_the_api_only(settings: Settings) -> None:
     assert {path for path in paths if not path.startswith("/api/v1/")} == {
         "/openapi.json", "/docs", "/metrics", "/clickhouse", "/clickhouse/"
     }
-    assert len(paths) == 5 + len(READS) + len(("/api/v1/query", "/api/v1/query/schema"))
+    privacy = ("/users/{userId}/erasure", "/erasures/{erasureId}", "/me/data-export", "/users/{userId}/data-export",
+               "/data-exports/{exportId}", "/data-exports/{exportId}/download")  # fmt: skip
+    assert len(paths) == 5 + len(READS) + len(("/api/v1/query", "/api/v1/query/schema")) + len(privacy)
 
 
 async def test_an_undocumented_route_stops_the_app_from_starting() -> None:

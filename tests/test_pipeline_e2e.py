@@ -26,7 +26,7 @@ async def test_batch_lands_in_clickhouse_with_fields_intact(client: Client, stor
     status, body = await client.post_batch({"batch": [good[0], bad_platform, good[1], no_timestamp, good[2]]})
 
     assert status == 200
-    assert body["totals"] == {"accepted": 3, "rejected": 2, "duplicate": 0, "sampled_out": 0, "no_consent": 0, "expired": 0}
+    assert body["totals"] == {"accepted": 3, "rejected": 2, "duplicate": 0, "sampled_out": 0, "no_consent": 0, "expired": 0, "erased": 0}
     assert [r["status"] for r in body["results"]] == ["accepted", "rejected", "accepted", "rejected", "accepted"]
     assert [r["index"] for r in body["results"]] == [0, 1, 2, 3, 4]
     assert body["results"][1]["errors"][0]["field"] == "device_info.platform"

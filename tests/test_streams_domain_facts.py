@@ -100,7 +100,7 @@ OWN_TIME = {
 async def test_every_domain_type_is_a_fact_with_its_columns(client: Client, store: ClickHouseStore) -> None:
     cases = _one_of_each(_ids())
     status, body = await client.post("/v1/domain-events", [event for event, _ in cases])
-    assert status == 200 and body["totals"] == {"accepted": len(cases), "rejected": 0}
+    assert status == 200 and body["totals"] == {"accepted": len(cases), "rejected": 0, "erased": 0}
 
     stored = await eventually(lambda: _facts(store, client.organization_id), lambda rows: len(rows) == len(cases))
     by_type = {row["event_type"]: row for row in stored}
@@ -173,7 +173,7 @@ async def test_class_events_become_class_reference_data(client: Client, store: C
 )
 async def test_bad_event_id_is_rejected_naming_field_and_rule(client: Client, event_id: Any, rule: str) -> None:
     status, body = await client.post("/v1/domain-events", {"eventType": "ClassCreated", "classId": "c1", "eventId": event_id})
-    assert status == 200 and body["totals"] == {"accepted": 0, "rejected": 1}
+    assert status == 200 and body["totals"] == {"accepted": 0, "rejected": 1, "erased": 0}
     [error] = body["results"][0]["errors"]
     assert (error["field"], error["rule"]) == ("eventId", rule)
 
@@ -182,7 +182,7 @@ async def test_a_leap_second_is_rejected_naming_the_field(client: Client) -> Non
     """RFC 3339 admits 23:59:60, which no stored time can hold: refused here, not lost later."""
     event = {"eventType": "UserCompletedCourse", "userId": "u1", "courseId": "c1", "completedAt": "2016-12-31T23:59:60Z"}
     status, body = await client.post("/v1/domain-events", event)
-    assert status == 200 and body["totals"] == {"accepted": 0, "rejected": 1}
+    assert status == 200 and body["totals"] == {"accepted": 0, "rejected": 1, "erased": 0}
     [error] = body["results"][0]["errors"]
     assert (error["field"], error["rule"]) == ("completedAt", "format")
 
