@@ -72,6 +72,11 @@ NAMED_ELSEWHERE = {
     "report_jobs": f"requested_by IN {_IDS}",
     "report_downloads": f"downloaded_by IN {_IDS}",
     "analyst_queries": f"sub IN {_IDS}",
+    # report definitions they own, and deliveries addressed to them
+    "report_templates": f"owner_id IN {_IDS}",
+    "report_schedules": f"owner_id IN {_IDS}",
+    "report_schedule_runs": "hasAny(recipients, [{id:String}, {alias:String}])",
+    "report_notifications": "hasAny(recipients, [{id:String}, {alias:String}])",
 }
 
 

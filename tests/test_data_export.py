@@ -14,7 +14,7 @@ import orjson
 import pytest_asyncio
 
 from lms_events.clickhouse import ClickHouseStore
-from lms_events.personal_data import sources
+from lms_events.personal_data import NAMED_ELSEWHERE, sources
 from lms_events.settings import Settings
 from tests.support import Client, Gateway, eventually
 from tests.test_erasure import alias_of, bearer, call, day
@@ -189,3 +189,16 @@ async def test_erasure_and_export_answers_are_documented(gateway: Gateway, setti
         answer = (response.status, response.content_type, await response.json())
     assert answer[0] == 410
     assert_documented(spec, "PUT", "/v1/consent/{user_id}", answer)
+
+
+async def test_every_table_naming_people_elsewhere_exists_and_its_condition_runs(store: ClickHouseStore) -> None:
+    """A renamed table or column in NAMED_ELSEWHERE would silently leave a person behind in both
+    export and erasure: each must be a source, and its condition must run against the real schema."""
+    found = {source.table: source for source in await sources(store)}
+    assert set(NAMED_ELSEWHERE) <= set(found), set(NAMED_ELSEWHERE) - set(found)
+    for table in NAMED_ELSEWHERE:
+        rows = await store.query(
+            f"SELECT count() AS n FROM {table} WHERE {found[table].condition}",
+            {"org": "org-none", "id": "u_nobody", "alias": "p_nobody"},
+        )
+        assert int(rows[0]["n"]) == 0, table
