@@ -9,7 +9,7 @@ from aiohttp import web
 from ingest.auth import KeyRing
 from ingest.consent import ConsentStore
 from ingest.intake import Intake
-from ingest.publish import EventPublisher
+from ingest.publish import EmbeddedBroker, EventPublisher
 from ingest.ratelimit import RateLimiter
 from ingest.redis_pipe import PipelinedRedis
 from ingest.spool import Spool
@@ -30,5 +30,6 @@ INTAKE = web.AppKey("intake", Intake)
 # HS256 secret of read tokens: a person changes their own consent with theirs.
 READ_SECRET = web.AppKey("read_secret", bytes)
 SPOOL = web.AppKey("spool", Spool)
+EMBEDDED_BROKER = web.AppKey("embedded_broker", EmbeddedBroker)
 # Under `up`: its stream worker, for /health (ingest/health.py).
 STREAM_WORKER: web.AppKey[StreamWorkerState] = web.AppKey("stream_worker")

@@ -158,6 +158,12 @@ async def start_valkey(port: int, data_dir: Path, log_path: Path | None = None) 
     return valkey
 
 
+async def restart_valkey(valkey: ManagedProcess) -> None:
+    """valkey again on its port, once it has loaded its append-only file (after it died)."""
+    await valkey.restart()
+    await _check_ours_and_loaded(valkey)
+
+
 async def _check_ours_and_loaded(valkey: ManagedProcess, timeout: float = VALKEY_LOAD_TIMEOUT_S) -> None:
     """The server on the port is the one we started (not another that took the
     port between our check and valkey's bind: valkey then exits, but the port

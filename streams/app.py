@@ -35,6 +35,7 @@ import structlog
 from faust.exceptions import NotReady
 
 from lms_events.clickhouse import ClickHouseStore
+from lms_events.generations import subscribed_topic
 from lms_events.settings import Settings
 from lms_events.topics import (
     ALERTS,
@@ -61,6 +62,9 @@ COMMIT_INTERVAL_S = 0.5
 # fetch round trips of a few dozen messages instead of processing.
 MAX_FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
 ALERT_TYPE = "ErrorEventReceived"
+# Faust waits this long before acting on a subscription change (45 s by default, to
+# gather the changes of agents restarting); here it is a new topic generation.
+RESUBSCRIBE_DELAY_S = 0.5
 
 
 def _alert(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -76,8 +80,15 @@ def _alert(event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks | None = None) -> faust.App:
-    """The app; `sinks` when the caller reports on them (`up`'s /health)."""
+def create_stream_app(
+    settings: Settings,
+    store: ClickHouseStore,
+    sinks: Sinks | None = None,
+    subscriptions: dict[str, list[str]] | None = None,
+) -> faust.App:
+    """The app; `sinks` when the caller reports on them (`up`'s /health); `subscriptions`
+    under the embedded broker: the generations each rotated topic is read from
+    (lms_events/generations.py), lists that change while the app runs."""
     assert settings.kafka_bootstrap_servers is not None
     app = faust.App(
         STREAM_APP_ID,
@@ -97,7 +108,8 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
         consumer_max_fetch_size=MAX_FETCH_BYTES_PER_PARTITION,
     )
 
-    raw_events = app.topic(RAW_EVENTS, value_serializer="raw", key_serializer="raw")
+    app.topics._resubscribe_sleep_lock_seconds = RESUBSCRIBE_DELAY_S
+    raw_events = subscribed_topic(app, RAW_EVENTS, subscriptions, value_serializer="raw", key_serializer="raw")
     rejected_events = app.topic(REJECTED_EVENTS, value_serializer="raw", key_serializer="raw")
     domain_events = app.topic(*DOMAIN_TOPICS, value_serializer="raw", key_serializer="raw")
     alerts = app.topic(ALERTS, value_serializer="raw", key_serializer="raw")
@@ -216,5 +228,5 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
             # notifications are dropped (they are hints; the rows are stored).
             log.info("analytics_window_dropped_on_stop")
 
-    register_intake_loaders(app, settings, sinks, send_to_bad_rows)
+    register_intake_loaders(app, settings, sinks, send_to_bad_rows, subscriptions)
     return app
