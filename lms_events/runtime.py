@@ -20,8 +20,10 @@ import gc
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +73,11 @@ GATEWAY_SHUTDOWN_TIMEOUT_S = 30.0
 CLEANUP_GRACE_S = 15.0
 # What stopping the stream worker may take (a dead broker can keep Faust waiting on it).
 STREAMS_STOP_TIMEOUT_S = 20.0
+# Closing the spool: the last flush, and the committed offsets that may empty it.
+SPOOL_CLOSE_TIMEOUT_S = 15.0
+# Past this after SIGTERM/SIGINT `up` exits whatever still runs: each step is bounded, this
+# bounds the sum (gateway, drain of a long backlog, stream worker, servers).
+STOP_HARD_LIMIT_S = GATEWAY_SHUTDOWN_TIMEOUT_S + CLEANUP_GRACE_S + 120.0 + STREAMS_STOP_TIMEOUT_S + SPOOL_CLOSE_TIMEOUT_S + 25.0
 
 
 # Gen-0 collections every 50,000 allocations instead of 700: each request
@@ -97,13 +104,24 @@ def _stop_on_signals() -> asyncio.Event:
 
     def on_signal() -> None:
         if stop.is_set():
-            log.warning("stopping_now", reason="second signal")
-            os._exit(1)
+            _exit_now("second signal")
         stop.set()
+        watchdog = threading.Timer(STOP_HARD_LIMIT_S, _exit_now, args=(f"still stopping after {STOP_HARD_LIMIT_S:.0f}s",))
+        watchdog.daemon = True
+        watchdog.start()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     return stop
+
+
+def _exit_now(reason: str, code: int = 1) -> None:
+    """Exit at once: what was answered `accepted` is in the spool or ClickHouse already
+    (as after a kill -9), and the servers `up` started die with it (PR_SET_PDEATHSIG)."""
+    log.warning("exiting_now", reason=reason)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @dataclass
@@ -261,6 +279,7 @@ async def run_up(settings: Settings) -> None:
         generations = pipeline.generations
         assert generations is not None
         watchers: list[asyncio.Task[None]] = []  # cancelled first when `up` stops
+        left: list[str] = []  # steps of the stop that could not finish
         broker_view = None
         if pipeline.broker is not None:
             supervisor = BrokerSupervisor(pipeline.broker, settings, keeper, generations, streams.restart)
@@ -309,7 +328,7 @@ async def run_up(settings: Settings) -> None:
         )
         stack.callback(remove_instance, settings.data_dir)
         await streams.start()
-        stack.push_async_callback(_bounded, streams.stop(), STREAMS_STOP_TIMEOUT_S, "stream_worker_stop")
+        stack.push_async_callback(lambda: _bounded(streams.stop(), STREAMS_STOP_TIMEOUT_S, "stream_worker", left))
         print(_banner(pipeline, gateway_url, demo_key, demo_token), flush=True)
         tune_gc_for_serving()
 
@@ -327,16 +346,30 @@ async def run_up(settings: Settings) -> None:
             log.error("gateway_cleanup_timed_out", timeout_s=GATEWAY_SHUTDOWN_TIMEOUT_S + CLEANUP_GRACE_S)
         log.info("stopping", step="drain")
         drained = await _drain(pipeline)
+        if not drained:
+            left.append("drain")
         if keeper is not None:
-            await keeper.close(drained=drained)
+            await _bounded(keeper.close(drained=drained), SPOOL_CLOSE_TIMEOUT_S, "spool", left)
     log.info("stopped")
+    if left:
+        # Threads of what was left behind (Faust's consumer thread waiting on a dead broker,
+        # a blocking call in an executor) would keep the interpreter from exiting.
+        _exit_now(f"left behind: {', '.join(left)}", code=0)
 
 
-async def _bounded(work: Awaitable[None], timeout_s: float, step: str) -> None:
-    try:
-        await asyncio.wait_for(work, timeout_s)
-    except TimeoutError:
+async def _bounded(work: Coroutine[Any, Any, None], timeout_s: float, step: str, left: list[str]) -> None:
+    """A step of the stop that may hang on a dead server: after `timeout_s` it is cancelled
+    and left behind (not awaited: what ignores cancellation must not hold the stop); `left`
+    gets its name."""
+    log.info("stopping", step=step)
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        task.cancel()
+        left.append(step)
         log.error("stop_step_timed_out", step=step, timeout_s=timeout_s)
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("stop_step_failed", step=step, error=repr(task.exception()))
 
 
 async def _drain(pipeline: Pipeline) -> bool:
