@@ -238,7 +238,9 @@ class _UpStreams:
     async def start(self) -> None:
         assert self._pipeline.generations is not None
         subscriptions = self._pipeline.generations.subscriptions
-        self._app = create_stream_app(self._pipeline.settings, self._pipeline.store, self._sinks, subscriptions)
+        self._app = create_stream_app(
+            self._pipeline.settings, self._pipeline.store, self._sinks, subscriptions, self._pipeline.generations.topic_for
+        )
         await self._app.start()
         await _worker_ready(self._app)
         self._worker.ready = True

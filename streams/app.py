@@ -25,7 +25,7 @@ crash harmless. A message an agent cannot understand goes to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +35,7 @@ import structlog
 from faust.exceptions import NotReady
 
 from lms_events.clickhouse import ClickHouseStore
-from lms_events.generations import subscribed_topic
+from lms_events.generations import TopicsByName, subscribed_topic
 from lms_events.settings import Settings
 from lms_events.topics import (
     ALERTS,
@@ -85,10 +85,12 @@ def create_stream_app(
     store: ClickHouseStore,
     sinks: Sinks | None = None,
     subscriptions: dict[str, list[str]] | None = None,
+    topic_for: Callable[[str], str] | None = None,
 ) -> faust.App:
     """The app; `sinks` when the caller reports on them (`up`'s /health); `subscriptions`
     under the embedded broker: the generations each rotated topic is read from
-    (lms_events/generations.py), lists that change while the app runs."""
+    (lms_events/generations.py), lists that change while the app runs; `topic_for`: where
+    its notifications go now (analytics.events has generations there too)."""
     assert settings.kafka_bootstrap_servers is not None
     app = faust.App(
         STREAM_APP_ID,
@@ -113,7 +115,7 @@ def create_stream_app(
     rejected_events = app.topic(REJECTED_EVENTS, value_serializer="raw", key_serializer="raw")
     domain_events = app.topic(*DOMAIN_TOPICS, value_serializer="raw", key_serializer="raw")
     alerts = app.topic(ALERTS, value_serializer="raw", key_serializer="raw")
-    analytics_events = app.topic(ANALYTICS_EVENTS, value_serializer="raw", key_serializer="raw")
+    analytics_events = TopicsByName(app, ANALYTICS_EVENTS, topic_for, value_serializer="raw", key_serializer="raw")
 
     reference_tables = ReferenceTables(app)
     # Set once the tables hold everything ClickHouse has: enriching before
@@ -128,7 +130,7 @@ def create_stream_app(
 
     async def publish_analytics() -> None:
         for update in coalescer.drain():
-            await analytics_events.send(key=update["entityId"].encode(), value=orjson.dumps(update))
+            await analytics_events.current().send(key=update["entityId"].encode(), value=orjson.dumps(update))
 
     @app.task
     async def reload_reference() -> None:
