@@ -153,12 +153,15 @@ class Subscriber(Protocol):
         """Topics of the current assignment; None while no stream app is running or it rebalances."""
 
 
-async def _until(condition: Callable[[], bool], poke: Callable[[], None], timeout_s: float) -> bool:
-    """Poke (resubscribe) until `condition` holds: Faust drops a subscription change made while it rebalances."""
+async def _until(
+    condition: Callable[[], bool], poke: Callable[[], None], timeout_s: float, abort: Callable[[], bool]
+) -> bool:
+    """Poke (resubscribe) until `condition` holds: Faust drops a subscription change made while it
+    rebalances. False at the deadline, or at once when `abort` (the broker died)."""
     deadline = time.monotonic() + timeout_s
     poked = 0.0
     while not condition():
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or abort():
             return False
         if time.monotonic() - poked > RESUBSCRIBE_TIMEOUT_S / 6:
             poke()
@@ -189,6 +192,7 @@ class Rotation:
         spooled_topics: Callable[[], set[str]],
         *,
         publish_window_s: float,
+        broker_down: Callable[[], bool],
     ) -> None:
         assert settings.kafka_bootstrap_servers is not None
         self.generations, self.settings, self.subscriber = generations, settings, subscriber
@@ -196,6 +200,7 @@ class Rotation:
         self._spooled_topics = spooled_topics
         # After the switch, a publish to the old generation may still be delivered this long.
         self._publish_window_s = publish_window_s
+        self._broker_down = broker_down
 
     async def open_next(self) -> int:
         generations = self.generations
@@ -205,7 +210,15 @@ class Rotation:
         await ensure_topics(self.settings, self._bootstrap, generations.notified_ahead())
         wanted = {generation_topic(base, following) for base in generations.subscriptions}
         # Subscribed before the gateway publishes there, so the drain never misses it.
-        if not await _until(lambda: wanted <= (self.subscriber.assigned_topics() or set()), self.subscriber.resubscribe, RESUBSCRIBE_TIMEOUT_S):
+        subscribed = await _until(
+            lambda: wanted <= (self.subscriber.assigned_topics() or set()),
+            self.subscriber.resubscribe,
+            RESUBSCRIBE_TIMEOUT_S,
+            self._broker_down,
+        )
+        if self._broker_down():
+            raise BrokerUnavailable("the broker died while a generation opened")
+        if not subscribed:
             log.warning("generation_subscribe_slow", generation=following)
         generations.switch(following)
         log.info("generation_opened", generation=following, topics=list(generations.topics_of(following)))
@@ -227,6 +240,7 @@ class Rotation:
             lambda: not consumed & (self.subscriber.assigned_topics() or consumed),
             self.subscriber.resubscribe,
             RESUBSCRIBE_TIMEOUT_S,
+            self._broker_down,
         )
         if not left:
             log.warning("generation_unsubscribe_slow", generation=generation)

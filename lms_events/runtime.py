@@ -57,7 +57,7 @@ from lms_events.drain import wait_until_drained
 from lms_events.generations import Rotation, TopicGenerations
 from lms_events.migrations import migrate
 from lms_events.settings import Settings
-from lms_events.supervision import BrokerSupervisor, supervise_valkey
+from lms_events.supervision import BrokerSupervisor, supervise_stream_worker, supervise_valkey
 from lms_events.topics import ensure_topics
 from streams import reference_load
 from streams.app import create_stream_app
@@ -262,6 +262,13 @@ class _UpStreams:
         if self._app is not None:
             self._app.topics._flag_changes()
 
+    def crashed(self) -> BaseException | None:
+        """Why the running app or its fetcher crashed, if one did (it then consumes no more)."""
+        app = self._app
+        if app is None:
+            return None
+        return app.crash_reason or app._fetcher.crash_reason or app.consumer.crash_reason
+
     def assigned_topics(self) -> set[str] | None:
         app = self._app
         if app is None or not self._worker.ready or app.rebalancing:
@@ -293,10 +300,12 @@ async def run_up(settings: Settings) -> None:
                 streams,
                 keeper.spool.topics if keeper else set,
                 publish_window_s=settings.kafka_publish_timeout_s + 2 * DELIVERY_GRACE_S,
+                broker_down=lambda: supervisor.down,
             )
             watchers.append(asyncio.create_task(rotation.run_forever()))
         if pipeline.valkey is not None:
             watchers.append(asyncio.create_task(supervise_valkey(pipeline.valkey)))
+        watchers.append(asyncio.create_task(supervise_stream_worker(streams.crashed, streams.restart, generations.lock)))
         # Before the gateway loads its keys, so the printed key works at once.
         demo_key = await demo_write_key(settings, pipeline.store) if settings.environment == "development" else None
         demo_token = demo_read_token(settings) if settings.environment == "development" else None

@@ -6,6 +6,8 @@
   then `on_restarted` replaces the stream worker by a fresh one, which finds
   no committed offsets on the new broker and reads from the start: the
   sinks make what ClickHouse already has a no-op.
+- the stream worker: a Faust app whose fetcher crashed consumes no more; it
+  is replaced by a fresh one, which goes on from the committed offsets.
 - valkey: it comes back on the same port from its append-only file in the
   data dir (dedup claims, consent, queues); the gateway's connection
   reconnects on its next command.
@@ -73,6 +75,8 @@ class BrokerSupervisor:
         self.generations, self.on_restarted = generations, on_restarted
         # Back up but not yet given what the spool holds.
         self._recovering = False
+        # Restarted, its topic generations not yet reset.
+        self._empty = False
 
     @property
     def down(self) -> bool:
@@ -82,10 +86,14 @@ class BrokerSupervisor:
     async def _recover(self) -> None:
         assert self.settings.kafka_bootstrap_servers is not None
         self._recovering = True
+        if not self.broker.running:
+            # At once: a rotation under way gives up (its broker is down) and lets go of the lock.
+            await self.broker.restart()
+            self._empty = True
         async with self.generations.lock:
-            if not self.broker.running:
-                await self.broker.restart()
+            if self._empty:
                 self.generations.restart()
+                self._empty = False
             await ensure_topics(self.settings, self.settings.kafka_bootstrap_servers, self.generations.all_topics())
             if self.keeper is not None:
                 await self.keeper.rebase()
@@ -99,3 +107,17 @@ class BrokerSupervisor:
 
 async def supervise_valkey(valkey: embedded.ManagedProcess) -> None:
     await _watch("valkey", valkey, lambda: embedded.restart_valkey(valkey))
+
+
+async def supervise_stream_worker(
+    crashed: Callable[[], BaseException | None], restart: Callable[[], Awaitable[None]], lock: asyncio.Lock
+) -> None:
+    while True:
+        await asyncio.sleep(WATCH_INTERVAL_S)
+        reason = crashed()
+        if reason is None:
+            continue
+        log.error("stream_worker_crashed", error=repr(reason))
+        async with lock:  # not in the middle of a topic generation's change
+            await restart()
+        log.info("stream_worker_restarted")

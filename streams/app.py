@@ -33,6 +33,7 @@ import faust
 import orjson
 import structlog
 from faust.exceptions import NotReady
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.generations import TopicsByName, subscribed_topic
@@ -80,6 +81,26 @@ def _alert(event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _tolerate_revoked_partitions() -> None:
+    """Faust asks aiokafka for the high watermark of each partition it fetched records of, and
+    aiokafka asserts the partition is still assigned: a rebalance between the fetch and that
+    question (a topic generation joining or leaving the subscription, see
+    lms_events/generations.py) crashed Faust's fetcher and stopped all consuming (seen once in a
+    soak). The watermark only feeds Faust's monitor: a revoked partition's is now unknown (0),
+    and its records come again from the committed offset to whoever is assigned it."""
+    if getattr(AIOKafkaConsumerThread.highwater, "tolerates_revoked", False):
+        return
+    original = AIOKafkaConsumerThread.highwater
+
+    def highwater(self: AIOKafkaConsumerThread, tp: Any) -> int:
+        if tp not in self.assignment():
+            return 0
+        return original(self, tp)
+
+    highwater.tolerates_revoked = True  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread.highwater = highwater  # type: ignore[method-assign]
+
+
 def create_stream_app(
     settings: Settings,
     store: ClickHouseStore,
@@ -92,6 +113,7 @@ def create_stream_app(
     (lms_events/generations.py), lists that change while the app runs; `topic_for`: where
     its notifications go now (analytics.events has generations there too)."""
     assert settings.kafka_bootstrap_servers is not None
+    _tolerate_revoked_partitions()
     app = faust.App(
         STREAM_APP_ID,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",

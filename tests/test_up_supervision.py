@@ -11,13 +11,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,6 +26,7 @@ from lms_events import embedded
 from tests.support import new_event
 from tests.test_up_command import _children, _kill, _post, _redis_url_of, _start_up, _up_env
 from tests.test_up_durability import Load, _assert_none_lost, _restart_and_stop, _stored_event_ids
+from tests.test_up_ready import _health
 
 DEADLINE_S = 60
 # SIGTERM with the broker and valkey dead: gateway (publisher flush, closes) + stream worker stop.
@@ -62,14 +60,6 @@ def _kill_and_take(pid: int, port: int) -> socket.socket:
             time.sleep(0.001)
     sock.listen(1)
     return sock
-
-
-def _health(base: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"{base}/health", timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def _until(condition, what: str, log_path: Path, timeout: float = DEADLINE_S):  # type: ignore[no-untyped-def]
