@@ -149,6 +149,9 @@ class EventPublisher:
                 "acks": "all",
                 # Tansu has no InitProducerId; duplicates from retries are removed downstream.
                 "enable.idempotence": False,
+                # lms-events creates its topics; left on, librdkafka's refresh of the topics it
+                # once produced to re-created deleted topic generations (empty) on the embedded broker.
+                "allow.auto.create.topics": False,
                 "linger.ms": LINGER_MS,
                 "batch.size": MAX_BATCH_BYTES,
                 "message.max.bytes": MAX_MESSAGE_BYTES,

@@ -10,7 +10,9 @@ Under the embedded broker the gateway also spools what it publishes to
 disk before answering (ingest/spool.py): `up` replays what a crashed run
 left there before it serves, and deletes what ClickHouse has; a broker
 that dies is started again and given what the spool holds
-(lms_events/supervision.py).
+(lms_events/supervision.py), and the busy topics rotate through
+generations so that the broker's memory stays bounded
+(lms_events/generations.py).
 """
 
 from __future__ import annotations
