@@ -118,6 +118,10 @@ def _resolve(reports: list[tuple[asyncio.Future[Offsets], KafkaError | Offsets]]
             future.set_result(outcome)
 
 
+def _same_topic(topic: str) -> str:
+    return topic
+
+
 class EventPublisher:
     def __init__(
         self,
@@ -135,7 +139,7 @@ class EventPublisher:
         self._bootstrap = bootstrap_servers
         self._timeout_s = timeout_s
         self._spool = spool
-        self._topic_for = topic_for or (lambda topic: topic)
+        self._topic_for = topic_for or _same_topic
         self._broker_down = broker_down or (lambda: False)
         self._producer: Producer | None = None
         self._reports: _DeliveryReports | None = None
@@ -149,9 +153,9 @@ class EventPublisher:
                 "acks": "all",
                 # Tansu has no InitProducerId; duplicates from retries are removed downstream.
                 "enable.idempotence": False,
-                # lms-events creates its topics; left on, librdkafka's refresh of the topics it
-                # once produced to re-created deleted topic generations (empty) on the embedded broker.
-                "allow.auto.create.topics": False,
+                # Under topic generations (`topic_for`) `up` creates every topic; left on, librdkafka's
+                # refresh of the topics it once produced to re-created deleted generations (empty).
+                "allow.auto.create.topics": self._topic_for is _same_topic,
                 "linger.ms": LINGER_MS,
                 "batch.size": MAX_BATCH_BYTES,
                 "message.max.bytes": MAX_MESSAGE_BYTES,
