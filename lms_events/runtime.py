@@ -74,7 +74,7 @@ GATEWAY_SHUTDOWN_TIMEOUT_S = 30.0
 # What closing the gateway's resources (publisher, caches, report worker, audit flush) may take beyond its requests.
 CLEANUP_GRACE_S = 15.0
 # What stopping the stream worker may take (a dead broker can keep Faust waiting on it).
-STREAMS_STOP_TIMEOUT_S = 20.0
+STREAMS_STOP_TIMEOUT_S = 10.0
 # Closing the spool: the last flush, and the committed offsets that may empty it.
 SPOOL_CLOSE_TIMEOUT_S = 15.0
 # Past this after SIGTERM/SIGINT `up` exits whatever still runs: each step is bounded, this
