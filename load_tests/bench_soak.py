@@ -158,7 +158,8 @@ def _start_up(data_dir: Path, env_extra: dict[str, str]) -> tuple[subprocess.Pop
         LMS_EVENTS_LOG_FORMAT="json",
         **env_extra,
     )
-    log_path = data_dir.parent / "up.log"
+    # Outside the temporary data dir, which goes at the end: the log stays for a look afterwards.
+    log_path = Path(tempfile.gettempdir()) / f"lms-soak-up-{os.getpid()}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "lms_events.cli", "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
     return process, f"http://127.0.0.1:{port}", log_path
@@ -235,6 +236,7 @@ async def main() -> None:
         try:
             await _wait_ready(process, base, log_path)
             load.key = (data_dir / "demo_write_key").read_text().strip()
+            print(f"up's log: {log_path}", flush=True)
             print(f"up pid {process.pid}, {args.rate:.0f} events/s in batches of {args.batch} for {args.duration:.0f} s", flush=True)
             sampler = asyncio.create_task(_sample_forever(process.pid, data_dir, load, args.every, samples))
             await load.run(args.rate, args.batch, args.duration, args.in_flight)
