@@ -23,15 +23,25 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from analytics.cache import bump
-from lms_events.topics import ANALYTICS_EVENTS, ANALYTICS_UPDATED
+from lms_events.generations import ANALYTICS_EVENTS_PATTERN
+from lms_events.topics import ANALYTICS_UPDATED
 
 log = structlog.get_logger(__name__)
 
 RETRY_AFTER_S = 1.0
+METADATA_REFRESH_MS = 10_000
 
 
 async def _follow(bootstrap: str, redis: Redis) -> None:
-    consumer = AIOKafkaConsumer(ANALYTICS_EVENTS, bootstrap_servers=bootstrap, auto_offset_reset="latest", enable_auto_commit=False)
+    # By pattern: under `up` the topic has generations (lms_events/generations.py), each
+    # created a rotation ahead, found within the metadata refresh, read from its start.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+        metadata_max_age_ms=METADATA_REFRESH_MS,
+    )
+    consumer.subscribe(pattern=ANALYTICS_EVENTS_PATTERN)
     await consumer.start()
     try:
         while True:

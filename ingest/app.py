@@ -21,9 +21,11 @@ from ingest.cors import cors_middleware
 from ingest.dedup import Deduplicator
 from ingest.erased import ErasedUsers, reload_tombstones
 from ingest.intake import Intake
-from ingest.keys import CONSENT, ERASED, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, READ_SECRET, REDIS, SETTINGS, SPOOL, STORE
+from ingest.keys import (
+    CONSENT, EMBEDDED_BROKER, ERASED, INTAKE, KEYRING, PUBLISHER, RATE_LIMITER, READ_SECRET, REDIS, SETTINGS, SPOOL, STORE,
+)
 from ingest.privacy import PrivacyFilter, pii_secret
-from ingest.publish import EventPublisher
+from ingest.publish import EmbeddedBroker, EventPublisher
 from ingest.ratelimit import RateLimiter
 from ingest.redis_pipe import PipelinedRedis
 from ingest.sampling import Sampler
@@ -68,8 +70,13 @@ async def write_keys(app: web.Application) -> AsyncIterator[None]:
 async def kafka_publisher(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.kafka_bootstrap_servers is not None
+    broker = app.get(EMBEDDED_BROKER)
     publisher = EventPublisher(
-        settings.kafka_bootstrap_servers, timeout_s=settings.kafka_publish_timeout_s, spool=app.get(SPOOL)
+        settings.kafka_bootstrap_servers,
+        timeout_s=settings.kafka_publish_timeout_s,
+        spool=app.get(SPOOL),
+        topic_for=broker.topic_for if broker else None,
+        broker_down=broker.down if broker else None,
     )
     await publisher.start()
     app[PUBLISHER] = publisher
@@ -124,10 +131,12 @@ def create_app(
     store: ClickHouseStore | None = None,
     admin_token: str | None = None,
     spool: Spool | None = None,
+    embedded_broker: EmbeddedBroker | None = None,
 ) -> web.Application:
     """The gateway. `store` is passed in when this process already owns ClickHouse
     (embedded `up`), which then also serves the admin API for the CLI; `spool`
-    when the broker is the embedded one, which forgets on a crash."""
+    when the broker is the embedded one, which forgets on a crash (and `embedded_broker`
+    its topic generations and whether it is down)."""
     if settings.kafka_bootstrap_servers is None:
         raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "the gateway needs a broker (`lms-events up` starts one)")
     if store is None and settings.clickhouse_url is None:
@@ -149,6 +158,8 @@ def create_app(
     app[READ_SECRET] = tokens.signing_secret(settings)
     if spool is not None:
         app[SPOOL] = spool
+    if embedded_broker is not None:
+        app[EMBEDDED_BROKER] = embedded_broker
     if store is not None:
         app[STORE] = store
     else:

@@ -10,7 +10,7 @@ from ingest.auth import KeyRing
 from ingest.consent import ConsentStore
 from ingest.erased import ErasedUsers
 from ingest.intake import Intake
-from ingest.publish import EventPublisher
+from ingest.publish import EmbeddedBroker, EventPublisher
 from ingest.ratelimit import RateLimiter
 from ingest.redis_pipe import PipelinedRedis
 from ingest.spool import Spool
@@ -33,5 +33,6 @@ ERASED = web.AppKey("erased", ErasedUsers)
 # HS256 secret of read tokens: a person changes their own consent with theirs.
 READ_SECRET = web.AppKey("read_secret", bytes)
 SPOOL = web.AppKey("spool", Spool)
+EMBEDDED_BROKER = web.AppKey("embedded_broker", EmbeddedBroker)
 # Under `up`: its stream worker, for /health (ingest/health.py).
 STREAM_WORKER: web.AppKey[StreamWorkerState] = web.AppKey("stream_worker")

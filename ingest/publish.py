@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,6 +60,15 @@ class KafkaMessage:
 
 # (topic, partition) -> the highest offset a publish got there.
 Offsets = dict[tuple[str, int], int]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedBroker:
+    """What `up` tells the gateway about the broker it runs: where each base topic
+    goes now (topic generations) and whether the broker is known to be dead."""
+
+    topic_for: Callable[[str], str]
+    down: Callable[[], bool]
 
 
 class _DeliveryReports:
@@ -109,11 +118,29 @@ def _resolve(reports: list[tuple[asyncio.Future[Offsets], KafkaError | Offsets]]
             future.set_result(outcome)
 
 
+def _same_topic(topic: str) -> str:
+    return topic
+
+
 class EventPublisher:
-    def __init__(self, bootstrap_servers: str, *, timeout_s: float, spool: Spool | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        timeout_s: float,
+        spool: Spool | None = None,
+        topic_for: Callable[[str], str] | None = None,
+        broker_down: Callable[[], bool] | None = None,
+    ) -> None:
+        """`topic_for`: the topic a message for a base topic goes to now (the embedded broker's
+        generations, lms_events/generations.py); the spool keeps the base name. `broker_down`:
+        true while `up` knows its broker is dead, so a publish fails at once instead of after
+        the timeout."""
         self._bootstrap = bootstrap_servers
         self._timeout_s = timeout_s
         self._spool = spool
+        self._topic_for = topic_for or _same_topic
+        self._broker_down = broker_down or (lambda: False)
         self._producer: Producer | None = None
         self._reports: _DeliveryReports | None = None
         self._poller: threading.Thread | None = None
@@ -126,6 +153,9 @@ class EventPublisher:
                 "acks": "all",
                 # Tansu has no InitProducerId; duplicates from retries are removed downstream.
                 "enable.idempotence": False,
+                # Under topic generations (`topic_for`) `up` creates every topic; left on, librdkafka's
+                # refresh of the topics it once produced to re-created deleted generations (empty).
+                "allow.auto.create.topics": self._topic_for is _same_topic,
                 "linger.ms": LINGER_MS,
                 "batch.size": MAX_BATCH_BYTES,
                 "message.max.bytes": MAX_MESSAGE_BYTES,
@@ -151,6 +181,8 @@ class EventPublisher:
         if any, has them on disk; or raise BrokerUnavailable."""
         if not messages:
             return {}
+        if self._broker_down():
+            raise BrokerUnavailable("the embedded broker is down; it is being restarted")
         if self._spool is None:
             return await self._acknowledged(messages)
         durable = self._spool.append(messages)
@@ -168,7 +200,7 @@ class EventPublisher:
         delivered = self._reports.callback_for(acknowledged, len(messages))
         try:
             for message in messages:
-                self._producer.produce(message.topic, message.value, message.key, on_delivery=delivered)
+                self._producer.produce(self._topic_for(message.topic), message.value, message.key, on_delivery=delivered)
             async with asyncio.timeout(self._timeout_s + DELIVERY_GRACE_S):
                 return await acknowledged
         except (TimeoutError, KafkaException, BufferError) as exc:
@@ -177,7 +209,7 @@ class EventPublisher:
             raise BrokerUnavailable(f"Kafka did not acknowledge the batch: {exc!r}") from exc
 
     async def healthy(self) -> bool:
-        if self._producer is None:
+        if self._producer is None or self._broker_down():
             return False
         try:
             await asyncio.to_thread(self._producer.list_topics, timeout=HEALTH_TIMEOUT_S)

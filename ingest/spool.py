@@ -365,6 +365,10 @@ class Spool:
 
     # --- truncation and stop (loop thread) ----------------------------------
 
+    def topics(self) -> set[str]:
+        """The topics any segment still holds messages of (a topic generation stays until none does)."""
+        return {topic for s in self._segments.values() for topic, _ in s.offsets}
+
     def partitions(self) -> set[tuple[str, int]]:
         """The partitions whose committed offsets decide which segments can go."""
         return {partition for s in self._segments.values() if s.sealed for partition in s.offsets}

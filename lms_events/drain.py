@@ -48,13 +48,16 @@ async def consumer_lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> i
         await group_view.stop()
 
 
-async def wait_until_drained(bootstrap: str, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
+async def wait_until_drained(
+    bootstrap: str, timeout_s: float = DRAIN_TIMEOUT_S, topics: tuple[str, ...] = PIPELINE_TOPICS
+) -> bool:
+    """`topics`: the names the stream app reads (under the embedded broker, topic generations)."""
     deadline = time.monotonic() + timeout_s
     lag = -1
     while time.monotonic() < deadline:
-        lag = await consumer_lag(bootstrap, STREAM_APP_ID, PIPELINE_TOPICS)
+        lag = await consumer_lag(bootstrap, STREAM_APP_ID, topics)
         if lag <= 0:
-            log.info("drained", topics=PIPELINE_TOPICS)
+            log.info("drained", topics=topics)
             return True
         await asyncio.sleep(DRAIN_POLL_S)
     log.error("drain_timed_out", lag=lag, timeout_s=timeout_s)

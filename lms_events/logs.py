@@ -11,6 +11,7 @@ import sys
 
 import structlog
 
+from lms_events.log_limits import RepeatLimiter
 from lms_events.settings import Settings
 
 
@@ -35,6 +36,7 @@ def configure_logging(settings: Settings) -> None:
     # Route stdlib logging (aiohttp, aiokafka, faust) through the same renderer.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared))
+    handler.addFilter(RepeatLimiter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -10,7 +10,9 @@ Under the embedded broker the gateway also spools what it publishes to
 disk before answering (ingest/spool.py): `up` replays what a crashed run
 left there before it serves, and deletes what ClickHouse has; a broker
 that dies is started again and given what the spool holds
-(lms_events/supervision.py).
+(lms_events/supervision.py), and the busy topics rotate through
+generations so that the broker's memory stays bounded
+(lms_events/generations.py).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import gc
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +33,14 @@ from pathlib import Path
 import faust
 import structlog
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from analytics.analyst.app import add_query_api
 from analytics.app import add_api, create_api_app
 from ingest.app import create_app
 from ingest.health import StreamWorkerState
 from ingest.keys import STREAM_WORKER
+from ingest.publish import DELIVERY_GRACE_S, EmbeddedBroker
 from lms_events import embedded, spooling, tokens
 from reports.app import add_reports, run_worker as run_report_worker
 from lms_events.clickhouse import ClickHouseStore, open_store
@@ -52,9 +58,10 @@ from lms_events.instance import (
 )
 from lms_events.demo import DEMO_ORGANIZATION, demo_read_token, demo_write_key
 from lms_events.drain import wait_until_drained
+from lms_events.generations import Rotation, TopicGenerations
 from lms_events.migrations import migrate
 from lms_events.settings import Settings
-from lms_events.supervision import supervise_broker
+from lms_events.supervision import BrokerSupervisor, supervise_stream_worker, supervise_valkey
 from lms_events.topics import ensure_topics
 from streams import reference_load
 from streams.app import create_stream_app
@@ -68,6 +75,13 @@ WORKER_READY_POLL_S = 0.1
 GATEWAY_SHUTDOWN_TIMEOUT_S = 30.0
 # What closing the gateway's resources (publisher, caches, report worker, audit flush) may take beyond its requests.
 CLEANUP_GRACE_S = 15.0
+# What stopping the stream worker may take (a dead broker can keep Faust waiting on it).
+STREAMS_STOP_TIMEOUT_S = 10.0
+# Closing the spool: the last flush, and the committed offsets that may empty it.
+SPOOL_CLOSE_TIMEOUT_S = 15.0
+# Past this after SIGTERM/SIGINT `up` exits whatever still runs: each step is bounded, this
+# bounds the sum (gateway, drain of a long backlog, stream worker, servers).
+STOP_HARD_LIMIT_S = GATEWAY_SHUTDOWN_TIMEOUT_S + CLEANUP_GRACE_S + 120.0 + STREAMS_STOP_TIMEOUT_S + SPOOL_CLOSE_TIMEOUT_S + 25.0
 
 
 # Gen-0 collections every 50,000 allocations instead of 700: each request
@@ -87,11 +101,31 @@ def tune_gc_for_serving() -> None:
 
 
 def _stop_on_signals() -> asyncio.Event:
+    """Set by the first SIGINT/SIGTERM; a second one exits at once (what was answered
+    `accepted` is in the spool or ClickHouse already, children die with us)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            _exit_now("second signal")
+        stop.set()
+        watchdog = threading.Timer(STOP_HARD_LIMIT_S, _exit_now, args=(f"still stopping after {STOP_HARD_LIMIT_S:.0f}s",))
+        watchdog.daemon = True
+        watchdog.start()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     return stop
+
+
+def _exit_now(reason: str, code: int = 1) -> None:
+    """Exit at once: what was answered `accepted` is in the spool or ClickHouse already
+    (as after a kill -9), and the servers `up` started die with it (PR_SET_PDEATHSIG)."""
+    log.warning("exiting_now", reason=reason)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @dataclass
@@ -103,6 +137,9 @@ class Pipeline:
     embedded_kafka: bool
     embedded_redis: bool = False
     broker: embedded.ManagedProcess | None = None
+    valkey: embedded.ManagedProcess | None = None
+    # Topic generations: rotating under the embedded broker only.
+    generations: TopicGenerations | None = None
 
 
 async def _start_pipeline(settings: Settings, stack: AsyncExitStack, *, with_redis: bool = False) -> Pipeline:
@@ -116,6 +153,7 @@ async def _start_pipeline(settings: Settings, stack: AsyncExitStack, *, with_red
         stack.callback(broker.stop)
         settings = settings.with_overrides(kafka_bootstrap_servers=f"127.0.0.1:{port}")
     embedded_redis = with_redis and settings.redis_url is None
+    valkey = None
     if with_redis:
         redis_url, valkey = await embedded.resolve_redis(
             settings.redis_url, settings.data_dir, settings.embedded_redis_port
@@ -128,8 +166,9 @@ async def _start_pipeline(settings: Settings, stack: AsyncExitStack, *, with_red
     stack.push_async_callback(store.close)
     await migrate(store)
     assert settings.kafka_bootstrap_servers is not None
-    await ensure_topics(settings, settings.kafka_bootstrap_servers)
-    return Pipeline(settings, store, embedded_kafka=embedded_kafka, embedded_redis=embedded_redis, broker=broker)
+    generations = TopicGenerations(rotating=embedded_kafka)
+    await ensure_topics(settings, settings.kafka_bootstrap_servers, generations.all_topics())
+    return Pipeline(settings, store, embedded_kafka, embedded_redis, broker, valkey, generations)
 
 
 async def _start_streams(pipeline: Pipeline, stack: AsyncExitStack) -> None:
@@ -180,8 +219,12 @@ async def _open_spool(pipeline: Pipeline, stack: AsyncExitStack) -> spooling.Spo
         return None
     settings = pipeline.settings
     assert settings.kafka_bootstrap_servers is not None
+    assert pipeline.generations is not None
     keeper = await spooling.SpoolKeeper.open(
-        settings.spool_path, settings.kafka_bootstrap_servers, timeout_s=settings.kafka_publish_timeout_s
+        settings.spool_path,
+        settings.kafka_bootstrap_servers,
+        timeout_s=settings.kafka_publish_timeout_s,
+        topic_for=pipeline.generations.topic_for,
     )
     stack.push_async_callback(keeper.close)
     return keeper
@@ -197,7 +240,11 @@ class _UpStreams:
         self._app: faust.App | None = None
 
     async def start(self) -> None:
-        self._app = create_stream_app(self._pipeline.settings, self._pipeline.store, self._sinks)
+        assert self._pipeline.generations is not None
+        subscriptions = self._pipeline.generations.subscriptions
+        self._app = create_stream_app(
+            self._pipeline.settings, self._pipeline.store, self._sinks, subscriptions, self._pipeline.generations.topic_for
+        )
         await self._app.start()
         await _worker_ready(self._app)
         self._worker.ready = True
@@ -214,6 +261,24 @@ class _UpStreams:
             await self.stop()
             await self.start()
 
+    def resubscribe(self) -> None:
+        """The topic lists it reads changed (a new or retired topic generation)."""
+        if self._app is not None:
+            self._app.topics._flag_changes()
+
+    def crashed(self) -> BaseException | None:
+        """Why the running app or its fetcher crashed, if one did (it then consumes no more)."""
+        app = self._app
+        if app is None:
+            return None
+        return app.crash_reason or app._fetcher.crash_reason or app.consumer.crash_reason
+
+    def assigned_topics(self) -> set[str] | None:
+        app = self._app
+        if app is None or not self._worker.ready or app.rebalancing:
+            return None
+        return {tp.topic for tp in app.consumer.assignment()}
+
 
 async def run_up(settings: Settings) -> None:
     stop = _stop_on_signals()
@@ -224,14 +289,38 @@ async def run_up(settings: Settings) -> None:
         sinks = Sinks(pipeline.store)
         worker = StreamWorkerState(last_stored_at=lambda: sinks.last_stored_at)
         streams = _UpStreams(pipeline, sinks, worker)
+        generations = pipeline.generations
+        assert generations is not None
+        watchers: list[asyncio.Task[None]] = []  # cancelled first when `up` stops
+        left: list[str] = []  # steps of the stop that could not finish
+        broker_view = None
         if pipeline.broker is not None:
-            supervisor = asyncio.create_task(supervise_broker(pipeline.broker, settings, keeper, streams.restart))
-            stack.callback(supervisor.cancel)
+            supervisor = BrokerSupervisor(pipeline.broker, settings, keeper, generations, streams.restart)
+            watchers.append(asyncio.create_task(supervisor.run()))
+            broker_view = EmbeddedBroker(generations.topic_for, lambda: supervisor.down)
+            rotation = Rotation(
+                generations,
+                settings,
+                streams,
+                keeper.spool.topics if keeper else set,
+                publish_window_s=settings.kafka_publish_timeout_s + 2 * DELIVERY_GRACE_S,
+                broker_down=lambda: supervisor.down,
+            )
+            watchers.append(asyncio.create_task(rotation.run_forever()))
+        if pipeline.valkey is not None:
+            watchers.append(asyncio.create_task(supervise_valkey(pipeline.valkey)))
+        watchers.append(asyncio.create_task(supervise_stream_worker(streams.crashed, streams.restart, generations.lock)))
         # Before the gateway loads its keys, so the printed key works at once.
         demo_key = await demo_write_key(settings, pipeline.store) if settings.environment == "development" else None
         demo_token = demo_read_token(settings) if settings.environment == "development" else None
         admin_token = new_admin_token()
-        app = create_app(settings, store=pipeline.store, admin_token=admin_token, spool=keeper.spool if keeper else None)
+        app = create_app(
+            settings,
+            store=pipeline.store,
+            admin_token=admin_token,
+            spool=keeper.spool if keeper else None,
+            embedded_broker=broker_view,
+        )
         app[STREAM_WORKER] = worker
         add_api(app, settings, store=pipeline.store)
         add_query_api(app)
@@ -254,11 +343,13 @@ async def run_up(settings: Settings) -> None:
         )
         stack.callback(remove_instance, settings.data_dir)
         await streams.start()
-        stack.push_async_callback(streams.stop)
+        stack.push_async_callback(lambda: _bounded(streams.stop(), STREAMS_STOP_TIMEOUT_S, "stream_worker", left))
         print(_banner(pipeline, gateway_url, demo_key, demo_token), flush=True)
         tune_gc_for_serving()
 
         await stop.wait()
+        for watcher in watchers:  # nothing is restarted or rotated while `up` stops
+            watcher.cancel()
         log.info("stopping", step="gateway")
         # Stops listening and lets in-flight requests finish: after this, every
         # event a client was told is accepted is in Kafka.
@@ -269,11 +360,46 @@ async def run_up(settings: Settings) -> None:
         except TimeoutError:
             log.error("gateway_cleanup_timed_out", timeout_s=GATEWAY_SHUTDOWN_TIMEOUT_S + CLEANUP_GRACE_S)
         log.info("stopping", step="drain")
-        assert settings.kafka_bootstrap_servers is not None
-        drained = await wait_until_drained(settings.kafka_bootstrap_servers)
+        drained = await _drain(pipeline)
+        if not drained:
+            left.append("drain")
         if keeper is not None:
-            await keeper.close(drained=drained)
+            await _bounded(keeper.close(drained=drained), SPOOL_CLOSE_TIMEOUT_S, "spool", left)
     log.info("stopped")
+    if left:
+        # Threads of what was left behind (Faust's consumer thread waiting on a dead broker,
+        # a blocking call in an executor) would keep the interpreter from exiting.
+        _exit_now(f"left behind: {', '.join(left)}", code=0)
+
+
+async def _bounded(work: Coroutine[Any, Any, None], timeout_s: float, step: str, left: list[str]) -> None:
+    """A step of the stop that may hang on a dead server: after `timeout_s` it is cancelled
+    and left behind (not awaited: what ignores cancellation must not hold the stop); `left`
+    gets its name."""
+    log.info("stopping", step=step)
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        task.cancel()
+        left.append(step)
+        log.error("stop_step_timed_out", step=step, timeout_s=timeout_s)
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("stop_step_failed", step=step, error=repr(task.exception()))
+
+
+async def _drain(pipeline: Pipeline) -> bool:
+    """Wait until the stream app has stored what Kafka holds. A dead broker cannot be drained:
+    what it held stays in the spool for the next start."""
+    settings, generations = pipeline.settings, pipeline.generations
+    assert settings.kafka_bootstrap_servers is not None and generations is not None
+    if pipeline.broker is not None and not pipeline.broker.running:
+        log.error("drain_skipped", reason="the broker is down; the spool keeps what it held")
+        return False
+    try:
+        return await wait_until_drained(settings.kafka_bootstrap_servers, topics=generations.pipeline_topics())
+    except (KafkaError, OSError) as exc:
+        log.error("drain_failed", error=repr(exc))
+        return False
 
 
 async def run_worker(settings: Settings) -> None:

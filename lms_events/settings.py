@@ -39,6 +39,9 @@ class Settings:
     kafka_replication_factor: int = field(default=1, metadata={"env": "KAFKA_REPLICATION_FACTOR"})
     # The embedded broker holds every message in memory; this bounds it.
     kafka_topic_retention_ms: int = field(default=6 * 3600 * 1000, metadata={"env": "LMS_EVENTS_KAFKA_RETENTION_MS"})
+    # The embedded broker only: how often the busy topics move to a new generation, the
+    # old one deleted once stored (lms_events/generations.py). Its memory holds ~2 of these.
+    topic_rotation_s: float = field(default=60.0, metadata={"env": "LMS_EVENTS_TOPIC_ROTATION_S"})
     # Seconds a publish may take before the gateway answers 503.
     kafka_publish_timeout_s: float = field(default=5.0, metadata={"env": "LMS_EVENTS_KAFKA_PUBLISH_TIMEOUT_S"})
     # Consumer-group rebalance wait; small for the single embedded worker,
@@ -136,6 +139,8 @@ class Settings:
                 raise ConfigError(_env_name(name), f"must be a TCP port (0-65535), got {port}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError("LMS_EVENTS_METRICS_PORT", f"must be a TCP port (0-65535), got {self.metrics_port}")
+        if self.topic_rotation_s <= 0:
+            raise ConfigError("LMS_EVENTS_TOPIC_ROTATION_S", "must be positive")
         if self.kafka_topic_partitions < 1:
             raise ConfigError("LMS_EVENTS_KAFKA_PARTITIONS", "must be at least 1")
         for name in ("sample_performance", "sample_high_volume"):

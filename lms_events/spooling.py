@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -29,12 +30,18 @@ TRUNCATE_INTERVAL_S = 1.0
 COMMITTED_TIMEOUT_S = 5.0
 
 
-async def replay(spool: Spool, bootstrap: str, *, timeout_s: float, segments: list[int] | None = None) -> int:
-    """Publish what `segments` (by default what the previous run left) hold; returns the number of messages."""
+TopicFor = Callable[[str], str]
+
+
+async def replay(
+    spool: Spool, bootstrap: str, *, timeout_s: float, segments: list[int] | None = None, topic_for: TopicFor | None = None
+) -> int:
+    """Publish what `segments` (by default what the previous run left) hold; returns the number
+    of messages. The spool keeps base topic names: `topic_for` maps them to the current generation."""
     recovered = await asyncio.to_thread(spool.recovered, segments)
     if not recovered:
         return 0
-    publisher = EventPublisher(bootstrap, timeout_s=timeout_s)
+    publisher = EventPublisher(bootstrap, timeout_s=timeout_s, topic_for=topic_for)
     await publisher.start()
     try:
         for segment in recovered:
@@ -86,26 +93,30 @@ async def _truncate_forever(spool: Spool, committed: CommittedOffsets) -> None:
 class SpoolKeeper:
     """The spool of a running `up`: replayed at open, truncated behind the stream app meanwhile."""
 
-    def __init__(self, spool: Spool, committed: CommittedOffsets, bootstrap: str, timeout_s: float) -> None:
+    def __init__(
+        self, spool: Spool, committed: CommittedOffsets, bootstrap: str, timeout_s: float, topic_for: TopicFor | None
+    ) -> None:
         self.spool = spool
         self._committed = committed
-        self._bootstrap, self._timeout_s = bootstrap, timeout_s
+        self._bootstrap, self._timeout_s, self._topic_for = bootstrap, timeout_s, topic_for
         self._truncator = asyncio.create_task(_truncate_forever(spool, committed))
 
     @classmethod
-    async def open(cls, directory: Path, bootstrap: str, *, timeout_s: float) -> SpoolKeeper:
+    async def open(
+        cls, directory: Path, bootstrap: str, *, timeout_s: float, topic_for: TopicFor | None = None
+    ) -> SpoolKeeper:
         spool = Spool.open(directory)
         try:
-            await replay(spool, bootstrap, timeout_s=timeout_s)
+            await replay(spool, bootstrap, timeout_s=timeout_s, topic_for=topic_for)
         except BaseException:
             await spool.close()
             raise
-        return cls(spool, CommittedOffsets(bootstrap), bootstrap, timeout_s)
+        return cls(spool, CommittedOffsets(bootstrap), bootstrap, timeout_s, topic_for)
 
     async def rebase(self) -> None:
         """The broker restarted empty: everything the spool still holds goes to it again."""
         segments = await self.spool.rebase()
-        await replay(self.spool, self._bootstrap, timeout_s=self._timeout_s, segments=segments)
+        await replay(self.spool, self._bootstrap, timeout_s=self._timeout_s, segments=segments, topic_for=self._topic_for)
 
     async def close(self, *, drained: bool = False) -> None:
         """Once the gateway has stopped. `drained`: ClickHouse has everything, so the spool empties;

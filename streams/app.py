@@ -28,7 +28,7 @@ crash harmless. A message an agent cannot understand goes to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,10 +36,12 @@ import faust
 import orjson
 import structlog
 from faust.exceptions import NotReady
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from ingest.privacy import pii_secret
 from lms_events import tombstones
 from lms_events.clickhouse import ClickHouseStore
+from lms_events.generations import TopicsByName, subscribed_topic
 from lms_events.settings import Settings
 from lms_events.topics import (
     ALERTS,
@@ -67,6 +69,9 @@ COMMIT_INTERVAL_S = 0.5
 # fetch round trips of a few dozen messages instead of processing.
 MAX_FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
 ALERT_TYPE = "ErrorEventReceived"
+# Faust waits this long before acting on a subscription change (45 s by default, to
+# gather the changes of agents restarting); here it is a new topic generation.
+RESUBSCRIBE_DELAY_S = 0.5
 
 
 def _alert(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,9 +87,39 @@ def _alert(event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks | None = None) -> faust.App:
-    """The app; `sinks` when the caller reports on them (`up`'s /health)."""
+def _tolerate_revoked_partitions() -> None:
+    """Faust asks aiokafka for the high watermark of each partition it fetched records of, and
+    aiokafka asserts the partition is still assigned: a rebalance between the fetch and that
+    question (a topic generation joining or leaving the subscription, see
+    lms_events/generations.py) crashed Faust's fetcher and stopped all consuming (seen once in a
+    soak). The watermark only feeds Faust's monitor: a revoked partition's is now unknown (0),
+    and its records come again from the committed offset to whoever is assigned it."""
+    if getattr(AIOKafkaConsumerThread.highwater, "tolerates_revoked", False):
+        return
+    original = AIOKafkaConsumerThread.highwater
+
+    def highwater(self: AIOKafkaConsumerThread, tp: Any) -> int:
+        if tp not in self.assignment():
+            return 0
+        return original(self, tp)
+
+    highwater.tolerates_revoked = True  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread.highwater = highwater  # type: ignore[method-assign]
+
+
+def create_stream_app(
+    settings: Settings,
+    store: ClickHouseStore,
+    sinks: Sinks | None = None,
+    subscriptions: dict[str, list[str]] | None = None,
+    topic_for: Callable[[str], str] | None = None,
+) -> faust.App:
+    """The app; `sinks` when the caller reports on them (`up`'s /health); `subscriptions`
+    under the embedded broker: the generations each rotated topic is read from
+    (lms_events/generations.py), lists that change while the app runs; `topic_for`: where
+    its notifications go now (analytics.events has generations there too)."""
     assert settings.kafka_bootstrap_servers is not None
+    _tolerate_revoked_partitions()
     app = faust.App(
         STREAM_APP_ID,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
@@ -103,11 +138,12 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
         consumer_max_fetch_size=MAX_FETCH_BYTES_PER_PARTITION,
     )
 
-    raw_events = app.topic(RAW_EVENTS, value_serializer="raw", key_serializer="raw")
+    app.topics._resubscribe_sleep_lock_seconds = RESUBSCRIBE_DELAY_S
+    raw_events = subscribed_topic(app, RAW_EVENTS, subscriptions, value_serializer="raw", key_serializer="raw")
     rejected_events = app.topic(REJECTED_EVENTS, value_serializer="raw", key_serializer="raw")
     domain_events = app.topic(*DOMAIN_TOPICS, value_serializer="raw", key_serializer="raw")
     alerts = app.topic(ALERTS, value_serializer="raw", key_serializer="raw")
-    analytics_events = app.topic(ANALYTICS_EVENTS, value_serializer="raw", key_serializer="raw")
+    analytics_events = TopicsByName(app, ANALYTICS_EVENTS, topic_for, value_serializer="raw", key_serializer="raw")
 
     reference_tables = ReferenceTables(app)
     # Set once the tables hold everything ClickHouse has: enriching before
@@ -137,7 +173,7 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
 
     async def publish_analytics() -> None:
         for update in coalescer.drain():
-            await analytics_events.send(key=update["entityId"].encode(), value=orjson.dumps(update))
+            await analytics_events.current().send(key=update["entityId"].encode(), value=orjson.dumps(update))
 
     @app.task
     async def reload_reference() -> None:
@@ -244,5 +280,5 @@ def create_stream_app(settings: Settings, store: ClickHouseStore, sinks: Sinks |
             # notifications are dropped (they are hints; the rows are stored).
             log.info("analytics_window_dropped_on_stop")
 
-    register_intake_loaders(app, settings, sinks, send_to_bad_rows)
+    register_intake_loaders(app, settings, sinks, send_to_bad_rows, subscriptions)
     return app

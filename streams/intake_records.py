@@ -18,6 +18,7 @@ import faust
 import orjson
 import structlog
 
+from lms_events.generations import subscribed_topic
 from lms_events.settings import Settings
 from lms_events.topics import CONSENT_RECORDS, INTAKE_OUTCOMES
 from streams import rows
@@ -37,8 +38,9 @@ def add_table_loader(
     topic_name: str,
     table: str,
     to_rows: RowsFromPayload,
+    subscriptions: dict[str, list[str]] | None = None,
 ) -> None:
-    topic = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
+    topic = subscribed_topic(app, topic_name, subscriptions, value_serializer="raw", key_serializer="raw")
 
     async def load(stream: faust.StreamT) -> None:
         async for batch in micro_batches(stream, settings):
@@ -59,8 +61,16 @@ def add_table_loader(
     app.agent(topic, name=f"load_{table}")(load)
 
 
-def register_intake_loaders(app: faust.App, settings: Settings, sinks: Sinks, send_to_bad_rows: SendToBadRows) -> None:
-    add_table_loader(app, settings, sinks, send_to_bad_rows, INTAKE_OUTCOMES, "intake_outcomes", rows.outcome_rows)
+def register_intake_loaders(
+    app: faust.App,
+    settings: Settings,
+    sinks: Sinks,
+    send_to_bad_rows: SendToBadRows,
+    subscriptions: dict[str, list[str]] | None = None,
+) -> None:
+    add_table_loader(
+        app, settings, sinks, send_to_bad_rows, INTAKE_OUTCOMES, "intake_outcomes", rows.outcome_rows, subscriptions
+    )
     add_table_loader(
         app,
         settings,

@@ -97,7 +97,8 @@ def _wait_truncating(data_dir: Path, load: Load) -> None:
 
 
 def _broker_pid(up_pid: int) -> int:
-    (pid,) = [p for p in _children(up_pid) if b"broker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    # argv[0] only: the other children's arguments may hold the data dir's path (valkey --dir).
+    (pid,) = [p for p in _children(up_pid) if b"tansu" in Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0]]
     return pid
 
 
