@@ -176,7 +176,11 @@ def create_app(
     app.router.add_get("/v1/schemas", handlers.get_schemas)
     app.router.add_get("/v1/schemas/{event_type}", handlers.get_event_schema)
     app.router.add_get("/health", health.get_health)
-    app[health.LAG] = LagReader(settings.kafka_bootstrap_servers)
+    app[health.LAG] = (
+        LagReader(settings.kafka_bootstrap_servers, embedded_broker.pipeline_topics)
+        if embedded_broker is not None
+        else LagReader(settings.kafka_bootstrap_servers)
+    )
     add_probe(app, "consumer_lag", app[health.LAG].probe)
     add_metrics(app)
     if admin_token is not None:

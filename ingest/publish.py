@@ -69,6 +69,8 @@ class EmbeddedBroker:
 
     topic_for: Callable[[str], str]
     down: Callable[[], bool]
+    # the topics the stream app consumes now, for its lag in /health and /metrics
+    pipeline_topics: Callable[[], tuple[str, ...]]
 
 
 class _DeliveryReports:

@@ -16,7 +16,9 @@ import time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from lms_events.metrics import CONSUMER_LAG
-from lms_events.topics import PIPELINE_TOPICS, STREAM_APP_ID
+from collections.abc import Callable
+
+from lms_events.topics import PIPELINE_TOPICS, STREAM_APP_ID, base_topic
 
 CACHE_S = 5.0
 READ_TIMEOUT_S = 2.0
@@ -46,9 +48,11 @@ async def lag_by_topic(bootstrap: str, group: str = STREAM_APP_ID, topics: tuple
         committed, ends = await committed_and_ends(consumer, partitions)
     finally:
         await consumer.stop()
-    lag = dict.fromkeys(topics, 0)
+    # by base topic: under topic generations (the embedded broker) one base is read in several
+    # topics, and a label per generation would grow the metric's series without end
+    lag = dict.fromkeys(map(base_topic, topics), 0)
     for tp in partitions:
-        lag[tp.topic] += max(0, ends[tp] - committed[tp])
+        lag[base_topic(tp.topic)] += max(0, ends[tp] - committed[tp])
     return lag
 
 
@@ -56,8 +60,10 @@ class LagReader:
     """`lag_by_topic`, read at most once per CACHE_S; concurrent askers share one read,
     and a failed read is remembered as long (a broker away costs one timeout, not one each)."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, topics: Callable[[], tuple[str, ...]] = lambda: PIPELINE_TOPICS) -> None:
         self._bootstrap = bootstrap
+        # what the stream app consumes now (generations move under the embedded broker)
+        self._topics = topics
         self._read_at = float("-inf")
         self._outcome: dict[str, int] | BaseException = {}
         self._lock = asyncio.Lock()
@@ -67,7 +73,7 @@ class LagReader:
         async with self._lock:
             if time.monotonic() - self._read_at > CACHE_S:
                 try:
-                    self._outcome = await asyncio.wait_for(lag_by_topic(self._bootstrap), READ_TIMEOUT_S)
+                    self._outcome = await asyncio.wait_for(lag_by_topic(self._bootstrap, topics=self._topics()), READ_TIMEOUT_S)
                 except Exception as exc:  # noqa: BLE001 - kept and raised to every asker until the next read
                     self._outcome = exc
                 self._read_at = time.monotonic()

@@ -297,7 +297,7 @@ async def run_up(settings: Settings) -> None:
         if pipeline.broker is not None:
             supervisor = BrokerSupervisor(pipeline.broker, settings, keeper, generations, streams.restart)
             watchers.append(asyncio.create_task(supervisor.run()))
-            broker_view = EmbeddedBroker(generations.topic_for, lambda: supervisor.down)
+            broker_view = EmbeddedBroker(generations.topic_for, lambda: supervisor.down, generations.pipeline_topics)
             rotation = Rotation(
                 generations,
                 settings,

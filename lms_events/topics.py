@@ -45,6 +45,12 @@ REPORT_GENERATED = "ReportGenerated"
 
 DOMAIN_TOPICS = (USER_EVENTS, COURSE_EVENTS, ASSESSMENT_EVENTS)
 # What the stream app consumes: the drain on stop waits until these are committed.
+def base_topic(name: str) -> str:
+    """The topic a generation belongs to (`events.raw.g7` -> `events.raw`, lms_events/generations.py)."""
+    base, _, generation = name.rpartition(".g")
+    return base if base and generation.isdigit() else name
+
+
 PIPELINE_TOPICS = (RAW_EVENTS, REJECTED_EVENTS, INTAKE_OUTCOMES, CONSENT_RECORDS, *DOMAIN_TOPICS)
 # What the stream app publishes and nobody in lms-events consumes.
 PUBLISHED_TOPICS = (ALERTS, ANALYTICS_EVENTS)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from lms_events.generations import ANALYTICS_EVENTS_PATTERN, TopicGenerations
+from lms_events.generations import ANALYTICS_EVENTS_PATTERN, TopicGenerations, generation_topic
 from lms_events.log_limits import RepeatLimiter
-from lms_events.topics import ALL_TOPICS, PIPELINE_TOPICS
+from lms_events.topics import ALL_TOPICS, PIPELINE_TOPICS, base_topic
 
 
 def test_a_kafka_cluster_keeps_the_topic_names() -> None:
@@ -65,3 +65,10 @@ def test_repeated_errors_are_rate_limited_and_counted() -> None:
     record = _record("broker_down")
     assert limiter.filter(record)
     assert record.msg["similar_lines_suppressed"] == 7
+
+
+def test_the_lag_of_a_generation_counts_under_its_base_topic() -> None:
+    """/health and /metrics report lag per base topic: a label per generation would never stop growing."""
+    assert base_topic(generation_topic("events.raw", 12)) == "events.raw"
+    assert base_topic("intake.outcomes") == "intake.outcomes"
+    assert base_topic("user.events.gx") == "user.events.gx"
