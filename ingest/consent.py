@@ -73,6 +73,9 @@ class ConsentRecord:
         )
 
 
+_NOT_CACHED = object()
+
+
 class ConsentStore:
     def __init__(self, redis: PipelinedRedis) -> None:
         self._redis = redis
@@ -84,10 +87,12 @@ class ConsentStore:
         missing: dict[str, str] = {}  # user_id -> its Redis key
         for user_id in user_ids:
             key = consent_key(organization_id, user_id)
-            if key in self._local:
-                found[user_id] = self._local[key]
-            else:
+            # one lookup: an entry can expire between `in` and `[]` (a KeyError, a 500, seen in the soak)
+            cached = self._local.get(key, _NOT_CACHED)
+            if cached is _NOT_CACHED:
                 missing[user_id] = key
+            else:
+                found[user_id] = cached  # type: ignore[assignment]
         if missing:
             try:
                 values = await self._redis.execute("MGET", *missing.values())

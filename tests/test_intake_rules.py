@@ -585,3 +585,22 @@ async def test_strangers_get_401_before_any_payload_error(gateway: Gateway) -> N
         f"{gateway.url}/v1/batch", data=b"{not json", headers={"Content-Type": "application/json"}
     ) as response:
         assert response.status == 401
+
+
+async def test_a_consent_entry_expiring_while_it_is_read_is_fetched_again(redis_url: str) -> None:
+    """The local consent cache once answered `in` and then expired before `[]`: a KeyError, a 500.
+    A clock that moves on every reading puts the expiry exactly between the two."""
+    from cachetools import TTLCache
+
+    from ingest.redis_pipe import PipelinedRedis
+
+    ticks = iter(range(0, 10**6, 3))
+    redis = PipelinedRedis.from_url(redis_url, timeout_s=2.0)
+    try:
+        consent = ConsentStore(redis)
+        consent._local = TTLCache(maxsize=10, ttl=4, timer=lambda: next(ticks))
+        org = f"org-{uuid.uuid4().hex}"
+        consent._local[consent_key(org, "u1")] = None
+        assert await consent.for_users(org, {"u1"}) == {"u1": None}
+    finally:
+        await redis.aclose()
