@@ -369,6 +369,14 @@ class Spool:
         """The topics any segment still holds messages of (a topic generation stays until none does)."""
         return {topic for s in self._segments.values() for topic, _ in s.offsets}
 
+    def published_offsets(self) -> Offsets:
+        """The highest offset each partition got from what the spool holds (sealed or not)."""
+        highest: Offsets = {}
+        for segment in self._segments.values():
+            for partition, offset in segment.offsets.items():
+                highest[partition] = max(offset, highest.get(partition, -1))
+        return highest
+
     def partitions(self) -> set[tuple[str, int]]:
         """The partitions whose committed offsets decide which segments can go."""
         return {partition for s in self._segments.values() if s.sealed for partition in s.offsets}

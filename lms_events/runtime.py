@@ -309,7 +309,8 @@ async def run_up(settings: Settings) -> None:
             watchers.append(asyncio.create_task(rotation.run_forever()))
         if pipeline.valkey is not None:
             watchers.append(asyncio.create_task(supervise_valkey(pipeline.valkey)))
-        watchers.append(asyncio.create_task(supervise_stream_worker(streams.crashed, streams.restart, generations.lock)))
+        stopped = (lambda: streams.crashed() or keeper.stalled()) if keeper else streams.crashed
+        watchers.append(asyncio.create_task(supervise_stream_worker(stopped, streams.restart, generations.lock)))
         # Before the gateway loads its keys, so the printed key works at once.
         demo_key = await demo_write_key(settings, pipeline.store) if settings.environment == "development" else None
         demo_token = demo_read_token(settings) if settings.environment == "development" else None

@@ -8,19 +8,23 @@
   segments the stream app has committed, i.e. whose rows ClickHouse has
   (offsets are committed after the insert); `rebase` gives a restarted
   broker everything the spool holds.
+- `StallWatch`: what the truncation reads also tells when the stream app
+  stopped consuming without crashing (messages wait uncommitted and no
+  committed offset moves); `up` then restarts it, as after a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import structlog
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from ingest.publish import EventPublisher
+from ingest.publish import EventPublisher, Offsets
 from ingest.spool import Spool
 from lms_events.topics import STREAM_APP_ID
 
@@ -28,6 +32,9 @@ log = structlog.get_logger(__name__)
 
 TRUNCATE_INTERVAL_S = 1.0
 COMMITTED_TIMEOUT_S = 5.0
+# No committed offset moved this long while messages wait: the stream app is stalled. Well above
+# a rebalance (a topic generation's switch takes ~6 s) and a slow ClickHouse insert.
+STALL_S = 120.0
 
 
 TopicFor = Callable[[str], str]
@@ -74,20 +81,48 @@ class CommittedOffsets:
         self._consumer.close()
 
 
-async def truncate_once(spool: Spool, committed: CommittedOffsets) -> int:
-    """Delete the segments the stream app has committed; returns how many."""
-    offsets = await asyncio.to_thread(committed.read, spool.partitions())
+class StallWatch:
+    """The stream app is stalled when messages it has not committed wait in the spool and not
+    one committed offset moved for `stall_s` (seen once in a soak: consuming stopped, nothing
+    crashed). Says so once per `stall_s`, so a restarted app gets that long to catch up."""
+
+    def __init__(self, stall_s: float = STALL_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stall_s, self._clock = stall_s, clock
+        self._committed: Offsets = {}
+        self._since = clock()
+
+    def observe(self, published: Offsets, committed: Offsets) -> bool:
+        now = self._clock()
+        waiting = any(committed.get(partition, 0) <= offset for partition, offset in published.items())
+        if not waiting or committed != self._committed:
+            self._committed, self._since = committed, now
+            return False
+        if now - self._since < self._stall_s:
+            return False
+        self._since = now
+        return True
+
+
+async def truncate_once(spool: Spool, committed: CommittedOffsets) -> Offsets:
+    """Delete the segments the stream app has committed; returns the committed offsets read
+    (of every partition the spool holds messages of)."""
+    offsets = await asyncio.to_thread(committed.read, spool.partitions() | set(spool.published_offsets()))
     gone = spool.truncate(offsets)
     await asyncio.to_thread(spool.delete, gone)
-    return len(gone)
+    return offsets
 
 
-async def _truncate_forever(spool: Spool, committed: CommittedOffsets) -> None:
+async def _truncate_forever(spool: Spool, committed: CommittedOffsets, watch: StallWatch, stalled: asyncio.Event) -> None:
     while True:
         await asyncio.sleep(TRUNCATE_INTERVAL_S)
         # A broker that does not answer just delays the deletion.
         with contextlib.suppress(KafkaException):
-            await truncate_once(spool, committed)
+            if watch.observe(spool.published_offsets(), await truncate_once(spool, committed)):
+                stalled.set()
+
+
+class StreamStalled(Exception):
+    """The stream app consumes no more, though nothing crashed."""
 
 
 class SpoolKeeper:
@@ -99,7 +134,8 @@ class SpoolKeeper:
         self.spool = spool
         self._committed = committed
         self._bootstrap, self._timeout_s, self._topic_for = bootstrap, timeout_s, topic_for
-        self._truncator = asyncio.create_task(_truncate_forever(spool, committed))
+        self._stalled = asyncio.Event()
+        self._truncator = asyncio.create_task(_truncate_forever(spool, committed, StallWatch(), self._stalled))
 
     @classmethod
     async def open(
@@ -112,6 +148,13 @@ class SpoolKeeper:
             await spool.close()
             raise
         return cls(spool, CommittedOffsets(bootstrap), bootstrap, timeout_s, topic_for)
+
+    def stalled(self) -> StreamStalled | None:
+        """Once per stall the truncation found: why the stream app is to be restarted."""
+        if not self._stalled.is_set():
+            return None
+        self._stalled.clear()
+        return StreamStalled(f"no committed offset moved for {STALL_S:.0f} s while spooled messages wait")
 
     async def rebase(self) -> None:
         """The broker restarted empty: everything the spool still holds goes to it again."""

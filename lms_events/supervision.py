@@ -7,7 +7,9 @@
   no committed offsets on the new broker and reads from the start: the
   sinks make what ClickHouse already has a no-op.
 - the stream worker: a Faust app whose fetcher crashed consumes no more; it
-  is replaced by a fresh one, which goes on from the committed offsets.
+  is replaced by a fresh one, which goes on from the committed offsets. So
+  is one that stalled without crashing (spooled messages wait uncommitted
+  and no committed offset moved for 2 minutes: lms_events/spooling.py).
 - valkey: it comes back on the same port from its append-only file in the
   data dir (dedup claims, consent, queues); the gateway's connection
   reconnects on its next command.
