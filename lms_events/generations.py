@@ -27,7 +27,7 @@ there, and is deleted with the rest of its generation.
 Faust has no working pattern subscription (its aiokafka driver subscribes
 to names), so the stream app's topics share the lists in `subscriptions`
 and a change is a resubscription of the running app (`_UpStreams` in
-runtime.py). With KAFKA_BOOTSTRAP_SERVERS nothing rotates: names stay
+up.py). With KAFKA_BOOTSTRAP_SERVERS nothing rotates: names stay
 as they are and the cluster's retention applies.
 """
 
@@ -145,7 +145,7 @@ class TopicGenerations:
 
 
 class Subscriber(Protocol):
-    """The running stream app, as rotation sees it (`_UpStreams` in runtime.py)."""
+    """The running stream app, as rotation sees it (`_UpStreams` in lms_events/up.py)."""
 
     def resubscribe(self) -> None: ...
 
