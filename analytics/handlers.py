@@ -38,15 +38,31 @@ def scope_of(request: web.Request) -> Scope:
 def audit(request: web.Request, scope: Scope, read: str, subject_user_id: str | None) -> None:
     """Record a read of individual data (`read`: what was read; CSV makes it an export)."""
     action = f"{'export' if wants_csv(request) else 'read'}.{read}"
+    detail = {name: value for name, value in request.query.items() if name not in ("cursor", "format")}
+    record_audit(request, scope, action, subject_user_id=subject_user_id or "", detail=detail)
+
+
+def record_audit(
+    request: web.Request,
+    scope: Scope,
+    action: str,
+    *,
+    organization_id: str | None = None,
+    subject_user_id: str = "",
+    target: str = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One row of the audit trail about this request: who, role, organization (the caller's,
+    unless what was touched belongs to another: a system-admin's), what, from where."""
     request.app[AUDIT].record(
         AuditEntry(
-            organization_id=scope.organization_id or "",
+            organization_id=organization_id or scope.organization_id or "",
             actor=scope.sub,
             actor_role=str(scope.role),
             action=action,
-            subject_user_id=subject_user_id or "",
-            target=request.path,
-            detail={name: value for name, value in request.query.items() if name not in ("cursor", "format")},
+            subject_user_id=subject_user_id,
+            target=target or request.path,
+            detail=detail or {},
             client_ip=truncate_ip(request.remote),
             request_id=current_request_id(),
         )

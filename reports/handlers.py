@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import msgspec
 from aiohttp import web
 
-from analytics.handlers import scope_of
+from analytics.handlers import record_audit, scope_of
 from analytics.params import identifier, limit
 from analytics.params import instant as instant_parameter
 from analytics.scope import Scope
@@ -180,6 +180,11 @@ async def download(request: web.Request) -> web.StreamResponse:
     if (expires is not None and expires <= datetime.now(UTC)) or size is None:
         raise Gone("the report's file has expired; run the report again")
     await request.app[LEDGER].record_download(stored, scope.sub)
+    # the audit trail too (report_downloads answers "who fetched this job"; audit_log "what did this person touch")
+    record_audit(
+        request, scope, "download.report", organization_id=job.organization_id, target=f"report-job:{job.id}",
+        detail={"reportType": job.report_type, "format": job.output.format, "requestedBy": job.requested_by},
+    )  # fmt: skip
     response = web.StreamResponse(
         headers={
             "Content-Type": FORMATS[job.output.format].content_type,

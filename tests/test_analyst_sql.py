@@ -28,7 +28,7 @@ from lms_events import tokens
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.secret_files import load_or_create_secret
 from lms_events.settings import Settings
-from tests.support import Client, Gateway, start_gateway, unique_org
+from tests.support import Client, Gateway, eventually, start_gateway, unique_org
 
 OWN_EVENTS, OTHER_EVENTS = 3, 5
 LONG_AGO = "2001-02-03 04:05:06.000"
@@ -316,6 +316,20 @@ async def test_every_query_is_audited_for_its_organization(gateway: Gateway, set
     assert any(row["status"] == "refused" and row["sql"] == "SELECT * FROM system.tables" for row in audit)
     _, body, _ = await ask(gateway, other, "SELECT count() AS n FROM analyst_queries WHERE query_id = {q:String}", {"q": headers["X-Query-Id"]})
     assert rows(body) == [{"n": 0}]
+    # and the organization's audit trail (GET /api/v1/audit) has it, without the SQL
+    trail = await eventually(
+        lambda: _audit_rows(gateway, settings, orgs.own, f"analyst-query:{headers['X-Query-Id']}"), bool
+    )
+    assert [(row["action"], row["actor"], row["detail"]) for row in trail] == [("query.ok", "analyst-1", {"rows": OWN_EVENTS})]
+
+
+async def _audit_rows(gateway: Gateway, settings: Settings, organization_id: str, target: str) -> list[dict[str, Any]]:
+    admin = token(settings, organization_id)
+    async with gateway.session.get(
+        f"{gateway.url}/api/v1/audit", headers={"Authorization": f"Bearer {admin}"}, params={"action": "query.ok"}
+    ) as response:
+        assert response.status == 200
+        return [row for row in (await response.json())["items"] if row["target"] == target]
 
 
 async def test_formats_read_back_with_real_readers(gateway: Gateway, settings: Settings, orgs: Orgs) -> None:

@@ -179,6 +179,14 @@ async def test_lifecycle_download_and_illegal_transitions(
     assert body.startswith(b"courseId,enrollments,completions")
     downloads = await store.query("SELECT downloaded_by FROM report_downloads WHERE job_id = {j:String}", {"j": job["id"]})
     assert downloads == [{"downloaded_by": "admin"}]  # the audit trail: who, which job (and when)
+    audited = await eventually(
+        lambda: store.query(
+            "SELECT actor, actor_role, organization_id FROM audit_log WHERE action = 'download.report' AND target = {t:String}",
+            {"t": f"report-job:{job['id']}"},
+        ),
+        bool,
+    )
+    assert audited == [{"actor": "admin", "actor_role": "subscriber-admin", "organization_id": posted.org}]
 
     for action in ("cancel", "retry"):
         status, answer = await admin.call("POST", f"{JOBS}/{job['id']}/{action}")

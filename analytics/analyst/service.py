@@ -16,8 +16,10 @@ from analytics.analyst import audit
 from analytics.analyst.guard import guard
 from analytics.analyst.keys import CATALOG, LIMITS, SLOTS
 from analytics.analyst.run import Answer, Format, run
-from analytics.keys import STORE
+from analytics.keys import AUDIT, STORE
+from lms_events.request_context import current_request_id
 from analytics.scope import Scope
+from lms_events.audit import AuditEntry
 from lms_events.errors import ClientError, Forbidden, LimitExceeded
 from lms_events.tokens import ORGANIZATION_WIDE
 
@@ -58,6 +60,14 @@ async def answered(
             used.clickhouse, status, error, rows, (time.perf_counter() - clock) * 1000,
         )  # fmt: skip
         await audit.record(store, entry)
+        # the organization's audit trail too: who queried, when, how it ended (the SQL stays in analyst_queries)
+        app[AUDIT].record(
+            AuditEntry(
+                organization_id=scope.organization_id or "", actor=scope.sub, actor_role=str(scope.role),
+                action=f"query.{status}", target=f"analyst-query:{query_id}", detail={"rows": rows},
+                request_id=current_request_id(),
+            )
+        )  # fmt: skip
 
     status = "refused"  # until the guard accepted it
     try:
