@@ -13,19 +13,16 @@ Who may:
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from analytics import params
-from analytics.handlers import json_answer, scope_of
-from analytics.keys import AUDIT, PREFIX
+from analytics.handlers import json_answer, record_audit, scope_of
+from analytics.keys import PREFIX
 from analytics.params import iso_z
 from analytics.scope import Scope
-from ingest.privacy import truncate_ip
-from lms_events.audit import AuditEntry
 from lms_events.errors import Conflict, Forbidden, Gone, NotFound
 from privacy import models
 from privacy.jobs import COMPLETED, ERASURE, EXPORT, PrivacyJob
@@ -47,17 +44,8 @@ def _user(request: web.Request) -> str:
 
 
 def _audit(request: web.Request, scope: Scope, action: str, job: PrivacyJob, subject: str = "") -> None:
-    request.app[AUDIT].record(
-        AuditEntry(
-            organization_id=job.organization_id,
-            actor=scope.sub,
-            actor_role=str(scope.role),
-            action=action,
-            subject_user_id=subject,
-            target=f"{job.kind}:{job.job_id}",
-            client_ip=truncate_ip(request.remote),
-            request_id=request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex,
-        )
+    record_audit(
+        request, scope, action, organization_id=job.organization_id, subject_user_id=subject, target=f"{job.kind}:{job.job_id}"
     )
 
 
