@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from aiohttp import web
 from redis.asyncio import Redis
 
-from analytics.keys import JWT_SECRET
+from analytics.keys import AUDIT, JWT_SECRET
+from lms_events.audit import AuditTrail
 from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events.errors import ConfigError
 from lms_events.metrics import add_probe, serving
@@ -62,7 +63,10 @@ def add_reports(
         app[QUEUE] = ReportQueue(redis)
         stop = asyncio.Event()
         running = None
-        async with publishing(settings) as publisher:
+        async with AsyncExitStack() as own:
+            if AUDIT not in app:  # downloads are audited; the analytics API (add_api) keeps the trail when it is there
+                app[AUDIT] = await own.enter_async_context(AuditTrail(clickhouse).running())
+            publisher = await own.enter_async_context(publishing(settings))
             if run_worker:
                 delivering = Delivering(clickhouse, publisher)
                 running = asyncio.create_task(ReportWorker(settings, clickhouse, redis, delivering).run(stop))
