@@ -16,7 +16,7 @@ import pytest
 from lms_events import embedded
 from tests.test_up_command import _kill, _start_up, _stop_up, _up_env
 
-EXAMPLES = 25
+EXAMPLES = 12
 SEED = 20261202
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 

@@ -183,11 +183,20 @@ def test_up_serves_drains_on_sigterm_and_stops_children(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_up_keeps_its_redis_data_in_the_data_dir_across_a_restart(tmp_path: Path) -> None:
     """Without REDIS_URL, `up` runs its own valkey (127.0.0.1 only, AOF in the data dir):
-    an event id accepted before a restart is a duplicate after it, on any port."""
+    an event id accepted before a restart is a duplicate after it, on any port. A Redis
+    answering on 127.0.0.1:6379 is someone else's: `up` writes none of its dedup or consent
+    keys there and leaves what is there alone (other suites may use it meanwhile, so we
+    look for our own keys, not counts)."""
     data_dir = tmp_path / "data"
     env = _up_env(data_dir, embedded.free_port())
     log_path = tmp_path / "up.log"
     event = new_event(organization_id="demo-org")
+    user = f"usr_{uuid.uuid4().hex[:12]}"
+    ours = [dedup_key("demo-org", event["event_id"]), consent_key("demo-org", user)]
+    machine = redis.Redis(host="127.0.0.1", port=6379, db=0, socket_timeout=5) if embedded.port_open(6379) else None
+    sentinel = f"lms-events-test:sentinel:{uuid.uuid4().hex}"
+    if machine is not None:
+        machine.set(sentinel, "untouched", ex=3600)
 
     process, base = _start_up(env, log_path)
     try:
@@ -201,12 +210,26 @@ def test_up_keeps_its_redis_data_in_the_data_dir_across_a_restart(tmp_path: Path
         key = (data_dir / "demo_write_key").read_text().strip()
         status, body = _post(f"{base}/v1/batch", [event], key)
         assert status == 200 and body["results"][0]["status"] == "accepted", body
+        status, _ = _send("PUT", f"{base}/v1/consent/{user}", {"age_band": "13_to_17"}, key)
+        assert status == 200
+        valkey = redis.Redis.from_url(_redis_url_of(data_dir))
+        try:
+            assert valkey.exists(*ours) == len(ours)  # in up's own valkey ...
+        finally:
+            valkey.close()
         children = _children(process.pid)
         _stop_up(process, log_path)
     finally:
         _kill(process)
     assert not [pid for pid in children if _alive(pid)], "valkey or the broker outlived lms-events up"
     assert (data_dir / "valkey").is_dir()
+    if machine is not None:  # ... and nowhere in the machine's Redis, whose own key is as it was
+        try:
+            assert machine.exists(*ours) == 0
+            assert machine.get(sentinel) == b"untouched"
+        finally:
+            machine.delete(sentinel)
+            machine.close()
 
     # The second run on a configured port: only the data dir carries the claim over
     # (the gateway's in-process cache of recent ids died with the first run).
@@ -220,43 +243,3 @@ def test_up_keeps_its_redis_data_in_the_data_dir_across_a_restart(tmp_path: Path
         _stop_up(process, log_path)
     finally:
         _kill(process)
-
-
-@pytest.mark.slow
-def test_up_leaves_the_machines_redis_on_6379_untouched(tmp_path: Path) -> None:
-    """A Redis answering on 127.0.0.1:6379 is someone else's: `up` without REDIS_URL
-    writes none of its dedup or consent keys there and leaves what is there alone.
-    Other suites may use that Redis meanwhile, so we look for our own keys, not counts."""
-    if not embedded.port_open(6379):
-        pytest.skip("nothing listens on 127.0.0.1:6379")
-    machine = redis.Redis(host="127.0.0.1", port=6379, db=0, socket_timeout=5)
-    sentinel = f"lms-events-test:sentinel:{uuid.uuid4().hex}"
-    machine.set(sentinel, "untouched", ex=3600)
-    data_dir = tmp_path / "data"
-    log_path = tmp_path / "up.log"
-    events = [new_event(organization_id="demo-org") for _ in range(20)]
-    user = f"usr_{uuid.uuid4().hex[:12]}"
-    try:
-        process, base = _start_up(_up_env(data_dir, embedded.free_port()), log_path)
-        try:
-            key = (data_dir / "demo_write_key").read_text().strip()
-            status, body = _post(f"{base}/v1/batch", events, key)
-            assert status == 200 and body["totals"]["accepted"] == len(events), body
-            status, _ = _send("PUT", f"{base}/v1/consent/{user}", {"age_band": "13_to_17"}, key)
-            assert status == 200
-            ours = [dedup_key("demo-org", e["event_id"]) for e in events] + [consent_key("demo-org", user)]
-            # The probe would see them: they are in up's own valkey ...
-            valkey = redis.Redis.from_url(_redis_url_of(data_dir))
-            try:
-                assert valkey.exists(*ours) == len(ours)
-            finally:
-                valkey.close()
-            _stop_up(process, log_path)
-        finally:
-            _kill(process)
-        # ... and nowhere in the machine's Redis, whose own key is as it was.
-        assert machine.exists(*ours) == 0
-        assert machine.get(sentinel) == b"untouched"
-    finally:
-        machine.delete(sentinel)
-        machine.close()
