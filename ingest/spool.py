@@ -24,29 +24,23 @@ start `up` publishes what the segments left by the previous run hold
 (`recovered`) before it serves: the sinks make what ClickHouse already
 has a no-op.
 
-Record: u32 body length, u32 CRC-32 of the body, then the body: u64
-sequence number, u8 kind, and for MESSAGES each message as u16 topic
-length, u32 key length, u32 value length, topic, key, value; for VOID the
-u64 segment id of a record whose publish failed (the client got 503, so a
-replay must leave it out). A crash while writing leaves a torn last record,
-never acknowledged: reading stops at the first short or corrupt record.
+Records and their encoding: ingest/spool_records.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import struct
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-from isal.isal_zlib import crc32
 
 from ingest.publish import KafkaMessage, Offsets
+from ingest.spool_records import MESSAGES, VOID, encode, messages_of, records, voided_segment
 from lms_events.errors import BrokerUnavailable
 
 log = structlog.get_logger(__name__)
@@ -57,13 +51,7 @@ SUFFIX = ".spool"
 MAX_SEGMENT_BYTES = 32 * 1024 * 1024
 MAX_SEGMENT_AGE_S = 1.0
 
-_FRAME = struct.Struct("<II")
-_HEAD = struct.Struct("<QB")
-_MESSAGE = struct.Struct("<HII")
-_VOIDED = struct.Struct("<Q")
 IOV_MAX = os.sysconf("SC_IOV_MAX")
-MESSAGES = 1
-VOID = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,51 +93,6 @@ class Recovered:
 
     segment: int
     messages: list[KafkaMessage]
-
-
-def _encode(sequence: int, messages: Sequence[KafkaMessage] = (), voided: Ticket | None = None) -> tuple[bytes, ...]:
-    """A record as the buffers to write: frame header, then the body's parts (no copy of the values)."""
-    parts = [_HEAD.pack(sequence, MESSAGES if voided is None else VOID)]
-    if voided is not None:
-        parts.append(_VOIDED.pack(voided.segment))
-    for message in messages:
-        topic = message.topic.encode()
-        parts += (_MESSAGE.pack(len(topic), len(message.key), len(message.value)), topic, message.key, message.value)
-    crc = 0
-    for part in parts:
-        crc = crc32(part, crc)
-    return (_FRAME.pack(sum(len(part) for part in parts), crc), *parts)
-
-
-def _records(data: bytes, path: Path) -> Iterator[tuple[int, int, memoryview]]:
-    """(sequence, kind, rest of the body) of each whole record of a segment."""
-    view = memoryview(data)
-    position = 0
-    while position + _FRAME.size <= len(view):
-        length, crc = _FRAME.unpack_from(view, position)
-        body = view[position + _FRAME.size : position + _FRAME.size + length]
-        if len(body) < max(length, _HEAD.size) or crc32(body) != crc:
-            break
-        sequence, kind = _HEAD.unpack_from(body)
-        yield sequence, kind, body[_HEAD.size :]
-        position += _FRAME.size + length
-    if position < len(view):
-        log.warning("spool_torn_tail", segment=path.name, bytes=len(view) - position)
-
-
-def _messages(body: memoryview) -> list[KafkaMessage]:
-    messages = []
-    position = 0
-    while position < len(body):
-        topic_length, key_length, value_length = _MESSAGE.unpack_from(body, position)
-        position += _MESSAGE.size
-        topic = bytes(body[position : position + topic_length]).decode()
-        position += topic_length
-        key = bytes(body[position : position + key_length])
-        position += key_length
-        messages.append(KafkaMessage(topic, key, bytes(body[position : position + value_length])))
-        position += value_length
-    return messages
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -201,16 +144,16 @@ class Spool:
         """What `segments` (by default the previous run's) hold, oldest first; call
         `replayed` for each once published. Blocking: call off the event loop."""
         segments = self._previous if segments is None else segments
-        records: list[tuple[int, int, list[KafkaMessage]]] = []
+        found: list[tuple[int, int, list[KafkaMessage]]] = []
         voided: set[Ticket] = set()
         for segment in segments:
-            for sequence, kind, body in _records(self._path(segment).read_bytes(), self._path(segment)):
+            for sequence, kind, body in records(self._path(segment).read_bytes(), self._path(segment)):
                 if kind == MESSAGES:
-                    records.append((segment, sequence, _messages(body)))
+                    found.append((segment, sequence, messages_of(body)))
                 elif kind == VOID:
-                    voided.add(Ticket(_VOIDED.unpack_from(body)[0], sequence))
+                    voided.add(Ticket(voided_segment(body), sequence))
         by_segment: dict[int, list[KafkaMessage]] = {}
-        for segment, sequence, messages in records:
+        for segment, sequence, messages in found:
             if Ticket(segment, sequence) not in voided:
                 by_segment.setdefault(segment, []).extend(messages)
         return [Recovered(segment, by_segment.get(segment, [])) for segment in segments]
@@ -239,7 +182,7 @@ class Spool:
         """A future that resolves once `messages` are fsynced (BrokerUnavailable if the disk fails)."""
         durable: asyncio.Future[Ticket] = self._loop.create_future()
         sequence = self._next_sequence()
-        self._enqueue(_Entry(sequence, _encode(sequence, messages), durable, self._generation))
+        self._enqueue(_Entry(sequence, encode(sequence, messages), durable, self._generation))
         return durable
 
     def published(self, ticket: Ticket, offsets: Offsets) -> None:
@@ -264,7 +207,7 @@ class Spool:
         # Not waited for: lost in a crash, it only lets a replay store events whose
         # client was told 503, which a retry would have stored anyway (the sinks
         # keep one copy of an event).
-        self._enqueue(_Entry(ticket.sequence, _encode(ticket.sequence, voided=ticket)))
+        self._enqueue(_Entry(ticket.sequence, encode(ticket.sequence, voided_segment=ticket.segment)))
 
     def _next_sequence(self) -> int:
         self._sequence += 1
