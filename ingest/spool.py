@@ -320,10 +320,6 @@ class Spool:
                 highest[partition] = max(offset, highest.get(partition, -1))
         return highest
 
-    def partitions(self) -> set[tuple[str, int]]:
-        """The partitions whose committed offsets decide which segments can go."""
-        return {partition for s in self._segments.values() if s.sealed for partition in s.offsets}
-
     def truncate(self, committed: Mapping[tuple[str, int], int]) -> list[Path]:
         """Forget the oldest sealed segments whose every message the stream app committed;
         returns their files, for the caller to delete (`delete`)."""

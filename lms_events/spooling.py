@@ -103,13 +103,14 @@ class StallWatch:
         return True
 
 
-async def truncate_once(spool: Spool, committed: CommittedOffsets) -> Offsets:
-    """Delete the segments the stream app has committed; returns the committed offsets read
-    (of every partition the spool holds messages of)."""
-    offsets = await asyncio.to_thread(committed.read, spool.partitions() | set(spool.published_offsets()))
+async def truncate_once(spool: Spool, committed: CommittedOffsets) -> tuple[Offsets, Offsets]:
+    """Delete the segments the stream app has committed; returns what the spool held (the
+    highest offset of each partition) and the committed offsets read for those partitions."""
+    published = spool.published_offsets()
+    offsets = await asyncio.to_thread(committed.read, set(published))
     gone = spool.truncate(offsets)
     await asyncio.to_thread(spool.delete, gone)
-    return offsets
+    return published, offsets
 
 
 async def _truncate_forever(spool: Spool, committed: CommittedOffsets, watch: StallWatch, stalled: asyncio.Event) -> None:
@@ -117,7 +118,7 @@ async def _truncate_forever(spool: Spool, committed: CommittedOffsets, watch: St
         await asyncio.sleep(TRUNCATE_INTERVAL_S)
         # A broker that does not answer just delays the deletion.
         with contextlib.suppress(KafkaException):
-            if watch.observe(spool.published_offsets(), await truncate_once(spool, committed)):
+            if watch.observe(*await truncate_once(spool, committed)):
                 stalled.set()
 
 
