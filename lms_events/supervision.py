@@ -114,12 +114,24 @@ async def supervise_valkey(valkey: embedded.ManagedProcess) -> None:
 async def supervise_stream_worker(
     crashed: Callable[[], BaseException | None], restart: Callable[[], Awaitable[None]], lock: asyncio.Lock
 ) -> None:
+    """Replaces a stream worker that crashed, stalled or could not start, with a growing pause
+    between failed attempts."""
+    pause = WATCH_INTERVAL_S
     while True:
-        await asyncio.sleep(WATCH_INTERVAL_S)
-        reason = crashed()
-        if reason is None:
+        await asyncio.sleep(pause)
+        if crashed() is None:
             continue
-        log.error("stream_worker_crashed", error=repr(reason))
         async with lock:  # not in the middle of a topic generation's change
-            await restart()
+            # Whoever held the lock (a broker restart) may have replaced it meanwhile.
+            reason = crashed()
+            if reason is None:
+                continue
+            log.error("stream_worker_crashed", error=repr(reason))
+            try:
+                await restart()
+            except EmbeddedStartError as exc:
+                log.error("stream_worker_restart_failed", error=str(exc), retry_in_s=pause)
+                pause = min(pause * 2, MAX_RETRY_INTERVAL_S)
+                continue
+        pause = WATCH_INTERVAL_S
         log.info("stream_worker_restarted")

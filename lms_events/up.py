@@ -44,6 +44,7 @@ from lms_events.instance import (
 )
 from lms_events.demo import DEMO_ORGANIZATION, demo_read_token, demo_write_key
 from lms_events.drain import wait_until_drained
+from lms_events.errors import EmbeddedStartError
 from lms_events.generations import Rotation
 from lms_events.settings import Settings
 from lms_events.supervision import BrokerSupervisor, supervise_stream_worker, supervise_valkey
@@ -55,6 +56,7 @@ from lms_events.runtime import (
     GATEWAY_SHUTDOWN_TIMEOUT_S,
     SPOOL_CLOSE_TIMEOUT_S,
     STREAMS_STOP_TIMEOUT_S,
+    WORKER_START_TIMEOUT_S,
     Pipeline,
     exit_now,
     start_pipeline,
@@ -108,31 +110,58 @@ async def _open_spool(pipeline: Pipeline, stack: AsyncExitStack) -> spooling.Spo
 class _UpStreams:
     """`up`'s stream worker, which a broker restart replaces by a fresh one: the old one's
     offsets and group membership belong to the dead broker (measured: it could rejoin but
-    never commit again, its committed offsets being above the new broker's)."""
+    never commit again, its committed offsets being above the new broker's).
+
+    Each replacement is bounded: the old app gets STREAMS_STOP_TIMEOUT_S to stop (seen in the
+    suite: an app whose broker died kept retrying a coordinator the new broker did not know,
+    and its stop never returned), then it is left behind and counted; the new one gets
+    WORKER_START_TIMEOUT_S to start and WORKER_READY_TIMEOUT_S to join its group, or the
+    restart fails with EmbeddedStartError and the supervisor tries again."""
 
     def __init__(self, pipeline: Pipeline, sinks: Sinks, worker: StreamWorkerState) -> None:
         self._pipeline, self._sinks, self._worker = pipeline, sinks, worker
         self._app: faust.App | None = None
+        # Between the first start and the last stop a worker should run.
+        self._wanted = False
+        # Apps that did not stop in time: their threads keep the interpreter from exiting.
+        self.left_behind = 0
 
     async def start(self) -> None:
         assert self._pipeline.generations is not None
         subscriptions = self._pipeline.generations.subscriptions
+        self._wanted = True
         self._app = create_stream_app(
             self._pipeline.settings, self._pipeline.store, self._sinks, subscriptions, self._pipeline.generations.topic_for
         )
-        await self._app.start()
-        await worker_ready(self._app)
+        try:
+            await asyncio.wait_for(self._app.start(), WORKER_START_TIMEOUT_S)
+            await worker_ready(self._app)
+        except (TimeoutError, EmbeddedStartError) as exc:
+            await self.stop()
+            raise EmbeddedStartError(f"the stream worker did not start: {exc!r}") from exc
         self._worker.ready = True
         log.info("stream_worker_ready")
 
     async def stop(self) -> None:
         self._worker.ready = False
-        if self._app is not None:
-            await self._app.stop()
-            self._app = None
+        app, self._app = self._app, None
+        if app is None:
+            return
+        stopping = asyncio.ensure_future(app.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=STREAMS_STOP_TIMEOUT_S)
+        if not done:
+            stopping.cancel()
+            self.left_behind += 1
+            log.error("stream_worker_left_behind", timeout_s=STREAMS_STOP_TIMEOUT_S, left_behind=self.left_behind)
+
+    async def close(self) -> None:
+        """The last stop: nothing restarts it after this."""
+        log.info("stopping", step="stream_worker")
+        self._wanted = False
+        await self.stop()
 
     async def restart(self) -> None:
-        if self._app is not None:
+        if self._wanted:
             await self.stop()
             await self.start()
 
@@ -142,10 +171,11 @@ class _UpStreams:
             self._app.topics._flag_changes()
 
     def crashed(self) -> BaseException | None:
-        """Why the running app or its fetcher crashed, if one did (it then consumes no more)."""
+        """Why the running app or its fetcher crashed, if one did (it then consumes no more),
+        or that none runs when one should (its last start failed)."""
         app = self._app
         if app is None:
-            return None
+            return EmbeddedStartError("no stream worker runs: its last start failed") if self._wanted else None
         return app.crash_reason or app._fetcher.crash_reason or app.consumer.crash_reason
 
     def assigned_topics(self) -> set[str] | None:
@@ -219,7 +249,7 @@ async def run_up(settings: Settings) -> None:
         )
         stack.callback(remove_instance, settings.data_dir)
         await streams.start()
-        stack.push_async_callback(lambda: _bounded(streams.stop(), STREAMS_STOP_TIMEOUT_S, "stream_worker", left))
+        stack.push_async_callback(streams.close)
         print(_banner(pipeline, gateway_url, demo_key, demo_token), flush=True)
         tune_gc_for_serving()
 
@@ -241,6 +271,8 @@ async def run_up(settings: Settings) -> None:
             left.append("drain")
         if keeper is not None:
             await _bounded(keeper.close(drained=drained), SPOOL_CLOSE_TIMEOUT_S, "spool", left)
+    if streams.left_behind:
+        left.append(f"{streams.left_behind} stream worker(s)")
     log.info("stopped")
     if left:
         # Threads of what was left behind (Faust's consumer thread waiting on a dead broker,
