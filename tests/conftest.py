@@ -25,6 +25,14 @@ from lms_events.topics import ensure_topics
 from streams.app import create_stream_app
 from tests.support import Client, Gateway, SignedCounts, start_gateway
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that start `lms-events up` run one after another in one worker (they wait on
+    processes and assert on timings), beside the rest of the suite in the other."""
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("up"))
+
+
 # Hypothesis' example database and notes name this checkout's absolute paths:
 # they are kept outside the repository, however pytest is started.
 if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
