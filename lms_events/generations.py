@@ -2,9 +2,9 @@
 
 Tansu (`memory://`) keeps every message until its topic is deleted: it
 ignores retention and panics on DeleteRecords, but DeleteTopics frees the
-memory. So under the embedded broker the busy topics the gateway
-publishes to (ROTATED_TOPICS) exist in generations, `events.raw.g1`,
-`events.raw.g2`, ...:
+memory. So under the embedded broker every topic that grows with traffic
+(ROTATED_TOPICS: what the gateway publishes and the stream app reads,
+bad rows included) exists in generations, `events.raw.g1`, `events.raw.g2`, ...:
 
 - the gateway publishes to the current generation (`topic_for`); the spool
   records the base name, so a replay goes to whatever is current then;
@@ -16,13 +16,18 @@ publishes to (ROTATED_TOPICS) exist in generations, `events.raw.g1`,
   group has committed everything it holds: it leaves the subscription
   first, then its topics are deleted.
 
-`analytics.events` (NOTIFIED_TOPICS) has generations too: the stream app
-publishes an AnalyticsUpdated per changed entity and window (measured:
-~700 messages/s at 1,000 events/s from 2,000 learners, more than
-`events.raw`), read by followers from their end without a group (the
-API's cache invalidation, by pattern). A generation of it is created one
-rotation ahead, so a follower has found it before anything is published
-there, and is deleted with the rest of its generation.
+What the stream app publishes for others (NOTIFIED_TOPICS) has generations
+too: `analytics.events`, an AnalyticsUpdated per changed entity and window
+(measured: ~700 messages/s at 1,000 events/s from 2,000 learners, more than
+`events.raw`), read by followers from their end without a group (the API's
+cache invalidation, by pattern), and `alerts`, one per error event. A
+generation of them is created one rotation ahead, so a follower has found
+it before anything is published there, and is deleted with the rest of its
+generation: a follower reads by pattern (`^alerts(\.g\d+)?$`) and keeps up.
+
+What does not rotate grows with the roster, not with traffic: the domain
+topics (one message per user, course, class or enrollment change) and the
+reference tables' changelogs.
 
 Faust has no working pattern subscription (its aiokafka driver subscribes
 to names), so the stream app's topics share the lists in `subscriptions`
@@ -46,22 +51,25 @@ from lms_events.drain import consumer_lag
 from lms_events.errors import BrokerUnavailable
 from lms_events.settings import Settings
 from lms_events.topics import (
+    ALERTS,
     ALL_TOPICS,
     ANALYTICS_EVENTS,
+    CONSENT_RECORDS,
     INTAKE_OUTCOMES,
     PIPELINE_TOPICS,
     RAW_EVENTS,
+    REJECTED_EVENTS,
     STREAM_APP_ID,
     ensure_topics,
 )
 
 log = structlog.get_logger(__name__)
 
-# One message per request each: what grows with traffic. The other topics grow with
-# rejections, consent changes and domain events only (see the README's sizing section).
-ROTATED_TOPICS = (RAW_EVENTS, INTAKE_OUTCOMES)
+# What grows with traffic and the stream app reads: a message per request (events, outcomes),
+# per request with bad events, per consent change.
+ROTATED_TOPICS = (RAW_EVENTS, INTAKE_OUTCOMES, REJECTED_EVENTS, CONSENT_RECORDS)
 # Read from their end by followers outside any group; ReportGenerated (rare) stays on the base topic.
-NOTIFIED_TOPICS = (ANALYTICS_EVENTS,)
+NOTIFIED_TOPICS = (ANALYTICS_EVENTS, ALERTS)
 # What a follower of analytics.events subscribes to: the base topic and its generations.
 ANALYTICS_EVENTS_PATTERN = r"^analytics\.events(\.g\d+)?$"
 CHECK_INTERVAL_S = 1.0

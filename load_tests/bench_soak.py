@@ -43,6 +43,17 @@ STOP_TIMEOUT_S = 300.0
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+# What the log says when consuming went wrong (a stall, a slow rebalance, a replaced worker).
+TROUBLE_LINES = (
+    "stream_worker_crashed",
+    "stream_worker_left_behind",
+    "stream_worker_restart_failed",
+    "generation_subscribe_slow",
+    "generation_unsubscribe_slow",
+    "generation_rotation_failed",
+    "Stream has not started processing",
+    "Stream stopped processing",
+)
 # A school: this many learners, each in one session for the run.
 USERS = 2_000
 
@@ -97,8 +108,11 @@ def _dir_mb(path: Path) -> float:
 class Load:
     url: str
     key: str
+    # Every this many events one breaks a rule (0: none): bad rows are traffic too.
+    bad_every: int = 0
     answers: dict[int, int] = field(default_factory=dict)
     accepted: int = 0
+    rejected: int = 0
     posted_bytes: int = 0
     posted_events: int = 0
 
@@ -111,7 +125,9 @@ class Load:
             async with session.post(self.url, data=body, headers=headers) as response:
                 self.answers[response.status] = self.answers.get(response.status, 0) + 1
                 if response.status == 200:
-                    self.accepted += (await response.json())["totals"]["accepted"]
+                    totals = (await response.json())["totals"]
+                    self.accepted += totals["accepted"]
+                    self.rejected += totals["rejected"]
         except aiohttp.ClientError:
             self.answers[0] = self.answers.get(0, 0) + 1
 
@@ -124,7 +140,11 @@ class Load:
             sent = 0
             while time.monotonic() - start < duration_s:
                 await slots.acquire()
-                task = asyncio.create_task(self.post(session, [_event() for _ in range(batch)]))
+                events = [_event() for _ in range(batch)]
+                for position in range(batch) if self.bad_every else ():
+                    if (sent * batch + position) % self.bad_every == 0:
+                        events[position]["timestamp"] = "yesterday"
+                task = asyncio.create_task(self.post(session, events))
                 task.add_done_callback(lambda t: (slots.release(), pending.discard(t)))
                 pending.add(task)
                 sent += 1
@@ -200,11 +220,13 @@ async def _topic_sizes(data_dir: Path) -> None:
 
 def _report(samples: list[dict[str, float]], warmup_s: float, load: Load, log_path: Path) -> None:
     after = [s for s in samples if s["t"] >= warmup_s]
-    print(f"\nanswers {load.answers}, accepted {load.accepted:,} events")
+    print(f"\nanswers {load.answers}, accepted {load.accepted:,} events, rejected {load.rejected:,}")
     if load.posted_events:
         print(f"posted JSON: {load.posted_bytes / load.posted_events:.0f} bytes an event (batch body / events)")
     log = log_path.read_text()
     print(f"topic generations opened {log.count('generation_opened')}, deleted {log.count('generation_deleted')}")
+    trouble = {line: log.count(line) for line in TROUBLE_LINES if line in log}
+    print("trouble in up's log: " + (", ".join(f"{line} x{n}" for line, n in trouble.items()) or "none"))
     if len(after) < 2:
         print(f"no growth figure: fewer than 2 samples after the {warmup_s:.0f} s warm-up")
         return
@@ -225,6 +247,7 @@ async def main() -> None:
     parser.add_argument("--warmup", type=float, default=120.0, help="seconds before growth is counted (default 120)")
     parser.add_argument("--in-flight", type=int, default=32, help="requests at once at most (default 32)")
     parser.add_argument("--rotation", type=float, help="LMS_EVENTS_TOPIC_ROTATION_S for `up` (default: its own)")
+    parser.add_argument("--bad-every", type=int, default=0, help="one event in this many breaks a rule (default 0: none)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="lms-soak-") as work:
@@ -232,7 +255,7 @@ async def main() -> None:
         extra = {"LMS_EVENTS_TOPIC_ROTATION_S": str(args.rotation)} if args.rotation else {}
         process, base, log_path = _start_up(data_dir, extra)
         samples: list[dict[str, float]] = []
-        load = Load(f"{base}/v1/batch", "")
+        load = Load(f"{base}/v1/batch", "", bad_every=args.bad_every)
         try:
             await _wait_ready(process, base, log_path)
             load.key = (data_dir / "demo_write_key").read_text().strip()

@@ -140,9 +140,11 @@ def create_stream_app(
 
     app.topics._resubscribe_sleep_lock_seconds = RESUBSCRIBE_DELAY_S
     raw_events = subscribed_topic(app, RAW_EVENTS, subscriptions, value_serializer="raw", key_serializer="raw")
-    rejected_events = app.topic(REJECTED_EVENTS, value_serializer="raw", key_serializer="raw")
+    rejected_events = subscribed_topic(app, REJECTED_EVENTS, subscriptions, value_serializer="raw", key_serializer="raw")
     domain_events = app.topic(*DOMAIN_TOPICS, value_serializer="raw", key_serializer="raw")
-    alerts = app.topic(ALERTS, value_serializer="raw", key_serializer="raw")
+    # Where what the app publishes goes now (a generation of it, under the embedded broker).
+    bad_rows = TopicsByName(app, REJECTED_EVENTS, topic_for, value_serializer="raw", key_serializer="raw")
+    alerts = TopicsByName(app, ALERTS, topic_for, value_serializer="raw", key_serializer="raw")
     analytics_events = TopicsByName(app, ANALYTICS_EVENTS, topic_for, value_serializer="raw", key_serializer="raw")
 
     reference_tables = ReferenceTables(app)
@@ -169,7 +171,7 @@ def create_stream_app(
 
     async def send_to_bad_rows(records: list[dict[str, Any]]) -> None:
         if records:
-            await rejected_events.send(value=orjson.dumps({"rejected": records}))
+            await bad_rows.current().send(value=orjson.dumps({"rejected": records}))
 
     async def publish_analytics() -> None:
         for update in coalescer.drain():
@@ -244,7 +246,7 @@ def create_stream_app(
             observe_freshness(stored)
             await count_erased(drops, token, events.version)
             for event in events.alert_events:
-                await alerts.send(key=(event.get("organization_id") or "").encode(), value=orjson.dumps(_alert(event)))
+                await alerts.current().send(key=(event.get("organization_id") or "").encode(), value=orjson.dumps(_alert(event)))
             coalescer.observe(stored)
             if coalescer.full:
                 await publish_analytics()

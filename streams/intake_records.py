@@ -79,4 +79,5 @@ def register_intake_loaders(
         CONSENT_RECORDS,
         "consent_records",
         lambda record, v: [rows.consent_row(record, v)],
+        subscriptions,
     )

@@ -21,9 +21,11 @@ def test_generations_move_the_busy_topics_and_only_those() -> None:
     subscribed = generations.subscriptions["events.raw"]  # the list the stream app's topic shares
     assert generations.topic_for("events.raw") == "events.raw.g1"
     assert generations.topic_for("analytics.events") == "analytics.events.g1"
-    assert generations.topic_for("events.rejected") == "events.rejected"
-    # The next generation's notification topic exists a rotation ahead.
-    assert {"analytics.events.g1", "analytics.events.g2", "events.raw.g1"} <= set(generations.all_topics())
+    assert generations.topic_for("events.rejected") == "events.rejected.g1", "bad rows grow with traffic too"
+    assert generations.topic_for("alerts") == "alerts.g1"
+    assert generations.topic_for("user.events") == "user.events", "domain topics grow with the roster only"
+    # The next generation's notification topics exist a rotation ahead.
+    assert {"analytics.events.g1", "analytics.events.g2", "alerts.g2", "events.raw.g1"} <= set(generations.all_topics())
 
     generations.open(2)
     assert subscribed == ["events.raw.g1", "events.raw.g2"]
@@ -35,7 +37,14 @@ def test_generations_move_the_busy_topics_and_only_those() -> None:
 
     generations.unsubscribe(1)
     assert subscribed == ["events.raw.g2"]
-    assert generations.topics_of(1) == ("events.raw.g1", "intake.outcomes.g1", "analytics.events.g1")
+    assert generations.topics_of(1) == (
+        "events.raw.g1",
+        "intake.outcomes.g1",
+        "events.rejected.g1",
+        "consent.records.g1",
+        "analytics.events.g1",
+        "alerts.g1",
+    )
 
     generations.restart()  # the broker came back empty
     assert subscribed == ["events.raw.g3"] and generations.topic_for("events.raw") == "events.raw.g3"

@@ -33,9 +33,11 @@ RESTART_DEADLINE_S = 60
 class Load:
     """Posts batches of fresh events from a thread and keeps the ids answered `accepted`."""
 
-    def __init__(self, base: str, key: str) -> None:
-        self.base, self.key = base, key
+    def __init__(self, base: str, key: str, *, bad_every: int = 0) -> None:
+        """`bad_every`: every that many batches one event of it breaks a rule (kept in `rejected`)."""
+        self.base, self.key, self.bad_every = base, key, bad_every
         self.accepted: set[str] = set()
+        self.rejected: set[str] = set()
         self.posted: set[str] = set()
         self.answers: dict[int, int] = {}
         self._stop = threading.Event()
@@ -50,13 +52,18 @@ class Load:
         self._thread.join()
 
     def _run(self) -> None:
+        batches = 0
         while not self._stop.is_set():
             events = [new_event(organization_id="demo-org") for _ in range(BATCH_EVENTS)]
+            batches += 1
+            if self.bad_every and batches % self.bad_every == 0:
+                events[0]["timestamp"] = "yesterday"
             self.posted.update(e["event_id"] for e in events)
             status, body = self._post(events)
             self.answers[status] = self.answers.get(status, 0) + 1
             if status == 200:
                 self.accepted.update(r["event_id"] for r in body["results"] if r["status"] == "accepted")
+                self.rejected.update(r["event_id"] for r in body["results"] if r["status"] == "rejected")
             self._stop.wait(BATCH_INTERVAL_S)
 
     def _post(self, events: list[dict]) -> tuple[int, dict]:
@@ -75,12 +82,12 @@ class Load:
             return 0, {}
 
 
-def _stored_event_ids(data_dir: Path) -> set[str]:
+def _stored_event_ids(data_dir: Path, table: str = "events") -> set[str]:
     # chDB allows one data dir per process: read it from a fresh one, `up` stopped.
     script = (
         "from chdb import session; "
         f"s = session.Session({str(data_dir / 'clickhouse')!r}); "
-        "print(s.query(\"SELECT event_id FROM lms_events.events FINAL WHERE organization_id = 'demo-org'\", 'CSV'))"
+        f"print(s.query(\"SELECT event_id FROM lms_events.{table} FINAL WHERE organization_id = 'demo-org'\", 'CSV'))"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     return {line.strip().strip('"') for line in out.stdout.splitlines() if line.strip()}

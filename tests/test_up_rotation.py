@@ -1,5 +1,6 @@
 """The embedded broker's topic generations under load: `up` opens new ones and deletes old
-ones only once they are fully stored, and no event answered `accepted` is lost across it."""
+ones only once they are fully stored, and no event answered `accepted` is lost across it,
+nor any bad row (bad events rotate through generations too)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_generations_rotate_under_load_and_lose_nothing(tmp_path: Path) -> None:
     log_path = tmp_path / "up.log"
     process, base = _start_up(env, log_path)
     try:
-        with Load(base, (data_dir / "demo_write_key").read_text().strip()) as load:
+        with Load(base, (data_dir / "demo_write_key").read_text().strip(), bad_every=5) as load:
             deadline = time.monotonic() + DEADLINE_S
             while len(_log_events(log_path, "generation_deleted")) < DELETED_GENERATIONS:
                 assert time.monotonic() < deadline, "no generation deleted\n" + log_path.read_text()[-3000:]
@@ -47,6 +48,11 @@ def test_generations_rotate_under_load_and_lose_nothing(tmp_path: Path) -> None:
     for generation, at in deleted.items():
         assert opened[generation + 1] < at
     assert max(opened) not in deleted
-    assert all(re.fullmatch(r"(events\.raw|intake\.outcomes|analytics\.events)\.g\d+", t) for e in _log_events(log_path, "generation_deleted") for t in e["topics"])
+    rotated = r"(events\.raw|intake\.outcomes|events\.rejected|consent\.records|analytics\.events|alerts)\.g\d+"
+    deleted_topics = {t for e in _log_events(log_path, "generation_deleted") for t in e["topics"]}
+    assert all(re.fullmatch(rotated, t) for t in deleted_topics)
+    assert "events.rejected.g1" in deleted_topics and "alerts.g1" in deleted_topics
     assert not any((data_dir / "spool").glob("*.spool")), "a clean stop leaves the spool empty"
     _assert_none_lost(load, _stored_event_ids(data_dir))
+    assert load.rejected, "the load posted bad events"
+    assert load.rejected <= _stored_event_ids(data_dir, "rejected_events"), "every bad row is stored"
