@@ -23,7 +23,7 @@ too: `analytics.events`, an AnalyticsUpdated per changed entity and window
 cache invalidation, by pattern), and `alerts`, one per error event. A
 generation of them is created one rotation ahead, so a follower has found
 it before anything is published there, and is deleted with the rest of its
-generation: a follower reads by pattern (`^alerts(\.g\d+)?$`) and keeps up.
+generation: a follower reads by pattern (as ANALYTICS_EVENTS_PATTERN does) and keeps up.
 
 What does not rotate grows with the roster, not with traffic: the domain
 topics (one message per user, course, class or enrollment change) and the

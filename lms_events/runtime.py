@@ -38,7 +38,7 @@ from lms_events.instance import (
 )
 from lms_events.generations import TopicGenerations
 from lms_events.migrations import migrate
-from lms_events.settings import Settings
+from lms_events.settings import EMBEDDED_SESSION_TIMEOUT_S, Settings
 from lms_events.topics import ensure_topics
 from streams import reference_load
 from streams.app import create_stream_app
@@ -129,7 +129,10 @@ async def start_pipeline(settings: Settings, stack: AsyncExitStack, *, with_redi
         port = settings.embedded_kafka_port or embedded.free_port()
         broker = await embedded.start_tansu(port, settings.data_dir / "tansu.log")
         stack.callback(broker.stop)
-        settings = settings.with_overrides(kafka_bootstrap_servers=f"127.0.0.1:{port}")
+        settings = settings.with_overrides(
+            kafka_bootstrap_servers=f"127.0.0.1:{port}",
+            kafka_session_timeout_s=settings.kafka_session_timeout_s or EMBEDDED_SESSION_TIMEOUT_S,
+        )
     embedded_redis = with_redis and settings.redis_url is None
     valkey = None
     if with_redis:

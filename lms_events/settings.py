@@ -24,6 +24,13 @@ DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_EMBEDDED_KAFKA_PORT = 9092
 
 
+# Tansu holds every JoinGroup for about half the session timeout, even with one member (measured:
+# 5.06 s at 10 s, 2.06 s at 4 s), and `up` rebalances at every topic generation change.
+EMBEDDED_SESSION_TIMEOUT_S = 4.0
+# Kafka refuses a session under its group.min.session.timeout.ms (6 s by default).
+CLUSTER_SESSION_TIMEOUT_S = 10.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Configuration of every role; each field names its environment variable."""
@@ -47,6 +54,9 @@ class Settings:
     # Consumer-group rebalance wait; small for the single embedded worker,
     # raise it for a fleet of workers on a real cluster.
     kafka_rebalance_timeout_s: float = field(default=2.0, metadata={"env": "LMS_EVENTS_KAFKA_REBALANCE_TIMEOUT_S"})
+    # The stream worker's consumer-group session. Unset: EMBEDDED_SESSION_TIMEOUT_S under `up`'s
+    # broker, CLUSTER_SESSION_TIMEOUT_S against a cluster.
+    kafka_session_timeout_s: float | None = field(default=None, metadata={"env": "LMS_EVENTS_KAFKA_SESSION_TIMEOUT_S"})
 
     # ClickHouse: unset = chDB in-process under data_dir/clickhouse.
     clickhouse_url: str | None = field(default=None, metadata={"env": "CLICKHOUSE_URL"})

@@ -42,7 +42,7 @@ from ingest.privacy import pii_secret
 from lms_events import tombstones
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.generations import TopicsByName, subscribed_topic
-from lms_events.settings import Settings
+from lms_events.settings import CLUSTER_SESSION_TIMEOUT_S, Settings
 from lms_events.topics import (
     ALERTS,
     ANALYTICS_EVENTS,
@@ -132,7 +132,7 @@ def create_stream_app(
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=COMMIT_INTERVAL_S,
         broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
-        broker_session_timeout=10.0,
+        broker_session_timeout=settings.kafka_session_timeout_s or CLUSTER_SESSION_TIMEOUT_S,
         broker_heartbeat_interval=1.0,
         stream_wait_empty=True,
         consumer_max_fetch_size=MAX_FETCH_BYTES_PER_PARTITION,
