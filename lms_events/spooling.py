@@ -33,7 +33,7 @@ log = structlog.get_logger(__name__)
 TRUNCATE_INTERVAL_S = 1.0
 COMMITTED_TIMEOUT_S = 5.0
 # No committed offset moved this long while messages wait: the stream app is stalled. Well above
-# a rebalance (a topic generation's switch takes ~6 s) and a slow ClickHouse insert.
+# a rebalance (a topic generation's switch takes ~3 s) and a slow ClickHouse insert.
 STALL_S = 120.0
 
 
@@ -90,16 +90,23 @@ class StallWatch:
         self._stall_s, self._clock = stall_s, clock
         self._committed: Offsets = {}
         self._since = clock()
+        # At the last stall: each partition whose spooled messages wait, as "topic/partition
+        # committed C, spooled up to P" (whether the app stopped or only its commits did).
+        self.waiting: list[str] = []
 
     def observe(self, published: Offsets, committed: Offsets) -> bool:
         now = self._clock()
-        waiting = any(committed.get(partition, 0) <= offset for partition, offset in published.items())
+        waiting = [(partition, offset) for partition, offset in published.items() if committed.get(partition, 0) <= offset]
         if not waiting or committed != self._committed:
             self._committed, self._since = committed, now
             return False
         if now - self._since < self._stall_s:
             return False
         self._since = now
+        self.waiting = [
+            f"{topic}/{number} committed {committed.get((topic, number), 'none')}, spooled up to {offset}"
+            for (topic, number), offset in sorted(waiting)
+        ]
         return True
 
 
@@ -136,7 +143,8 @@ class SpoolKeeper:
         self._committed = committed
         self._bootstrap, self._timeout_s, self._topic_for = bootstrap, timeout_s, topic_for
         self._stalled = asyncio.Event()
-        self._truncator = asyncio.create_task(_truncate_forever(spool, committed, StallWatch(), self._stalled))
+        self._watch = StallWatch()
+        self._truncator = asyncio.create_task(_truncate_forever(spool, committed, self._watch, self._stalled))
 
     @classmethod
     async def open(
@@ -155,7 +163,11 @@ class SpoolKeeper:
         if not self._stalled.is_set():
             return None
         self._stalled.clear()
-        return StreamStalled(f"no committed offset moved for {STALL_S:.0f} s while spooled messages wait")
+        waiting = self._watch.waiting
+        return StreamStalled(
+            f"no committed offset moved for {STALL_S:.0f} s while spooled messages wait in {len(waiting)} "
+            f"partition(s): {'; '.join(waiting[:8])}"
+        )
 
     async def rebase(self) -> None:
         """The broker restarted empty: everything the spool still holds goes to it again."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Coroutine
 from typing import Any
 from contextlib import AsyncExitStack
@@ -214,7 +215,7 @@ async def run_up(settings: Settings) -> None:
             watchers.append(asyncio.create_task(rotation.run_forever()))
         if pipeline.valkey is not None:
             watchers.append(asyncio.create_task(supervise_valkey(pipeline.valkey)))
-        stopped = (lambda: streams.crashed() or keeper.stalled()) if keeper else streams.crashed
+        stopped = (lambda: streams.crashed() or _with_sink_age(keeper.stalled(), sinks)) if keeper else streams.crashed
         watchers.append(asyncio.create_task(supervise_stream_worker(stopped, streams.restart, generations.lock)))
         # Before the gateway loads its keys, so the printed key works at once.
         demo_key = await demo_write_key(settings, pipeline.store) if settings.environment == "development" else None
@@ -278,6 +279,15 @@ async def run_up(settings: Settings) -> None:
         # Threads of what was left behind (Faust's consumer thread waiting on a dead broker,
         # a blocking call in an executor) would keep the interpreter from exiting.
         exit_now(f"left behind: {', '.join(left)}", code=0)
+
+
+def _with_sink_age(stall: spooling.StreamStalled | None, sinks: Sinks) -> spooling.StreamStalled | None:
+    """A stall, with when ClickHouse last took rows: recent means only the commits stopped."""
+    if stall is None:
+        return None
+    stored_at = sinks.last_stored_at
+    age = f"{time.time() - stored_at:.0f} s ago" if stored_at is not None else "never"
+    return spooling.StreamStalled(f"{stall}; the sinks last stored rows {age}")
 
 
 async def _bounded(work: Coroutine[Any, Any, None], timeout_s: float, step: str, left: list[str]) -> None:

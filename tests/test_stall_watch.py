@@ -46,3 +46,13 @@ def test_moving_offsets_or_nothing_waiting_is_no_stall() -> None:
     assert not watch.observe({P1: 0}, {P0: 61})
     clock.now += 121
     assert watch.observe({P1: 0}, {P0: 61})
+
+
+def test_a_stall_names_the_partitions_that_wait() -> None:
+    clock = Clock()
+    watch = StallWatch(stall_s=120, clock=clock)
+    published, committed = {P0: 50, P1: 9}, {P0: 40, P1: 10}
+    watch.observe(published, committed)
+    clock.now += 121
+    assert watch.observe(published, committed)
+    assert watch.waiting == ["events.raw.g3/0 committed 40, spooled up to 50"]
