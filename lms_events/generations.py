@@ -47,6 +47,7 @@ import structlog
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from lms_events import metrics
 from lms_events.drain import consumer_lag
 from lms_events.errors import BrokerUnavailable
 from lms_events.settings import Settings
@@ -229,6 +230,7 @@ class Rotation:
         if not subscribed:
             log.warning("generation_subscribe_slow", generation=following)
         generations.switch(following)
+        metrics.GENERATIONS.labels("opened").inc()
         log.info("generation_opened", generation=following, topics=list(generations.topics_of(following)))
         return following
 
@@ -256,6 +258,7 @@ class Rotation:
         topics = set(self.generations.topics_of(generation))
         await delete_topics(self._bootstrap, tuple(sorted(topics)))
         del self.generations.live[generation]
+        metrics.GENERATIONS.labels("deleted").inc()
         log.info("generation_deleted", generation=generation, topics=sorted(topics))
         return True
 

@@ -96,6 +96,15 @@ REPORT_JOBS = Counter(
     "job_transitions", "Report job status changes made here, by the status reached",
     ["status"], namespace=NAMESPACE, subsystem="reports",
 )
+# Under `up`: what its supervision did (lms_events/supervision.py, lms_events/generations.py).
+SUPERVISION = Counter(
+    "actions", "`up` restarting a server or the stream worker, by what (broker, valkey, stream_worker) and why",
+    ["component", "reason"], namespace=NAMESPACE, subsystem="supervision",
+)
+GENERATIONS = Counter(
+    "changes", "The embedded broker's topic generations opened and deleted",
+    ["change"], namespace=NAMESPACE, subsystem="topic_generations",
+)
 PROBE_FAILURES = Counter(
     "probe_failures", "Scrape-time probes that failed or timed out, by probe",
     ["probe"], namespace=NAMESPACE, subsystem="metrics",

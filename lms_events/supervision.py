@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from lms_events import embedded
+from lms_events import embedded, metrics
 from lms_events.errors import BrokerUnavailable, EmbeddedStartError
 from lms_events.generations import TopicGenerations
 from lms_events.settings import Settings
@@ -60,6 +60,7 @@ async def _watch(name: str, process: embedded.ManagedProcess, recover: Callable[
             pause = min(pause * 2, MAX_RETRY_INTERVAL_S)
             continue
         failing, pause = False, WATCH_INTERVAL_S
+        metrics.SUPERVISION.labels(name, "died").inc()
         log.info(f"{name}_restarted", port=process.port, pid=process.process.pid)
 
 
@@ -134,4 +135,5 @@ async def supervise_stream_worker(
                 pause = min(pause * 2, MAX_RETRY_INTERVAL_S)
                 continue
         pause = WATCH_INTERVAL_S
+        metrics.SUPERVISION.labels("stream_worker", type(reason).__name__).inc()
         log.info("stream_worker_restarted")

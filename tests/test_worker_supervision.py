@@ -8,9 +8,13 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from prometheus_client import REGISTRY
 
 from lms_events import supervision
 from lms_events.errors import EmbeddedStartError
+
+ACTIONS = "lms_events_supervision_actions_total"
+SAMPLE_LABELS = {"component": "stream_worker", "reason": "RuntimeError"}
 
 
 class Worker:
@@ -52,9 +56,11 @@ async def test_a_failed_restart_is_tried_again_until_the_worker_runs() -> None:
     worker = Worker(failing_starts=3)
     watch = asyncio.create_task(supervision.supervise_stream_worker(worker.crashed, worker.restart, asyncio.Lock()))
     try:
+        replaced = REGISTRY.get_sample_value(ACTIONS, SAMPLE_LABELS) or 0.0
         worker.reason = RuntimeError("fetcher crashed")
         await asyncio.wait_for(worker.restarted.wait(), 5)
         assert worker.attempts == 4 and worker.crashed() is None
+        await _until(lambda: REGISTRY.get_sample_value(ACTIONS, SAMPLE_LABELS) == replaced + 1)
     finally:
         watch.cancel()
 
