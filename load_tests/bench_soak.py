@@ -218,6 +218,22 @@ async def _topic_sizes(data_dir: Path) -> None:
         await consumer.stop()
 
 
+async def _freshness(base: str) -> None:
+    """From up's /metrics: how soon a stored batch was in ClickHouse after the gateway accepted
+    its oldest event (the histogram's buckets, cumulative), rebalances at rotations included."""
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as response:
+        text = await response.text()
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith("lms_events_sink_accepted_to_stored_seconds_bucket"):
+            bound = line.split('le="')[1].split('"')[0]
+            buckets[bound] = float(line.rsplit(" ", 1)[1])
+    total = buckets.get("+Inf", 0.0)
+    if total:
+        shares = ", ".join(f"<= {b} s {buckets[b] / total:.1%}" for b in ("1.0", "2.0", "5.0", "10.0", "30.0") if b in buckets)
+        print(f"accepted -> stored, {total:,.0f} batches: {shares}")
+
+
 def _report(samples: list[dict[str, float]], warmup_s: float, load: Load, log_path: Path) -> None:
     after = [s for s in samples if s["t"] >= warmup_s]
     print(f"\nanswers {load.answers}, accepted {load.accepted:,} events, rejected {load.rejected:,}")
@@ -265,6 +281,7 @@ async def main() -> None:
             await load.run(args.rate, args.batch, args.duration, args.in_flight)
             sampler.cancel()
             await _topic_sizes(data_dir)
+            await _freshness(base)
             _report(samples, args.warmup, load, log_path)
         finally:
             process.send_signal(signal.SIGTERM)
