@@ -161,12 +161,16 @@ class Subscriber(Protocol):
     def assigned_topics(self) -> set[str] | None:
         """Topics of the current assignment; None while no stream app is running or it rebalances."""
 
+    def crashed(self) -> BaseException | None:
+        """Why the stream app consumes no more, if it does not: then no subscription change can
+        take effect, and the rotation lets go of the lock for its replacement."""
+
 
 async def _until(
     condition: Callable[[], bool], poke: Callable[[], None], timeout_s: float, abort: Callable[[], bool]
 ) -> bool:
     """Poke (resubscribe) until `condition` holds: Faust drops a subscription change made while it
-    rebalances. False at the deadline, or at once when `abort` (the broker died)."""
+    rebalances. False at the deadline, or at once when `abort` (the broker or the app died)."""
     deadline = time.monotonic() + timeout_s
     poked = 0.0
     while not condition():
@@ -211,6 +215,9 @@ class Rotation:
         self._publish_window_s = publish_window_s
         self._broker_down = broker_down
 
+    def _given_up(self) -> bool:
+        return self._broker_down() or self.subscriber.crashed() is not None
+
     async def open_next(self) -> int:
         generations = self.generations
         following = max(generations.live) + 1
@@ -223,7 +230,7 @@ class Rotation:
             lambda: wanted <= (self.subscriber.assigned_topics() or set()),
             self.subscriber.resubscribe,
             RESUBSCRIBE_TIMEOUT_S,
-            self._broker_down,
+            self._given_up,
         )
         if self._broker_down():
             raise BrokerUnavailable("the broker died while a generation opened")
@@ -250,7 +257,7 @@ class Rotation:
             lambda: not consumed & (self.subscriber.assigned_topics() or consumed),
             self.subscriber.resubscribe,
             RESUBSCRIBE_TIMEOUT_S,
-            self._broker_down,
+            self._given_up,
         )
         if not left:
             log.warning("generation_unsubscribe_slow", generation=generation)

@@ -177,7 +177,15 @@ class _UpStreams:
         app = self._app
         if app is None:
             return EmbeddedStartError("no stream worker runs: its last start failed") if self._wanted else None
-        return app.crash_reason or app._fetcher.crash_reason or app.consumer.crash_reason
+        # Faust's consumer thread can crash alone (a commit refused mid-rebalance, before the
+        # tolerance in streams/app.py): the app and its consumer then look healthy.
+        thread = getattr(app.consumer, "_thread", None)
+        return (
+            app.crash_reason
+            or app._fetcher.crash_reason
+            or app.consumer.crash_reason
+            or getattr(thread, "crash_reason", None)
+        )
 
     def assigned_topics(self) -> set[str] | None:
         app = self._app

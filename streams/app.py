@@ -107,6 +107,27 @@ def _tolerate_revoked_partitions() -> None:
     AIOKafkaConsumerThread.highwater = highwater  # type: ignore[method-assign]
 
 
+def _tolerate_commits_between_assignments() -> None:
+    """Faust's commit timer (every COMMIT_INTERVAL_S) can fire while a rebalance is under way,
+    when aiokafka holds no assignment: Faust then asks aiokafka to commit nothing, aiokafka
+    raises IllegalStateError('No partitions assigned'), and Faust crashes its consumer thread,
+    so consuming stops for good (seen in a soak with a generation change every 10 s: the
+    stall). With no assignment nothing can be committed: it is skipped, the acked offsets
+    stay, and the first commit after the assignment carries them (or, for partitions that
+    went elsewhere, their records come again from the last commit: the sinks make that a no-op)."""
+    if getattr(AIOKafkaConsumerThread._commit, "tolerates_no_assignment", False):
+        return
+    original = AIOKafkaConsumerThread._commit
+
+    async def _commit(self: AIOKafkaConsumerThread, offsets: Mapping[Any, int]) -> bool:
+        if not self.assignment():
+            return False
+        return await original(self, offsets)
+
+    _commit.tolerates_no_assignment = True  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._commit = _commit  # type: ignore[method-assign]
+
+
 def create_stream_app(
     settings: Settings,
     store: ClickHouseStore,
@@ -120,6 +141,7 @@ def create_stream_app(
     its notifications go now (analytics.events has generations there too)."""
     assert settings.kafka_bootstrap_servers is not None
     _tolerate_revoked_partitions()
+    _tolerate_commits_between_assignments()
     app = faust.App(
         STREAM_APP_ID,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
