@@ -69,6 +69,13 @@ COMMIT_INTERVAL_S = 0.5
 # fetch round trips of a few dozen messages instead of processing.
 MAX_FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
 ALERT_TYPE = "ErrorEventReceived"
+# Under topic generations, Faust's per-partition "Stream has not started processing" check
+# misfires: it counts from the worker's start, not the partition's assignment, so a new
+# generation's partition is "late" once the worker has run its 300 s default (21 multi-line
+# warnings in a 10-minute soak, every generation consumed). `up` watches consuming itself
+# (the stall watch in lms_events/spooling.py, crashes in lms_events/up.py), so the check
+# moves out of the way there; against a cluster it keeps Faust's default.
+GENERATIONS_STREAM_CHECK_S = 24 * 3600.0
 # Faust waits this long before acting on a subscription change (45 s by default, to
 # gather the changes of agents restarting); here it is a new topic generation.
 RESUBSCRIBE_DELAY_S = 0.5
@@ -158,6 +165,7 @@ def create_stream_app(
         broker_heartbeat_interval=1.0,
         stream_wait_empty=True,
         consumer_max_fetch_size=MAX_FETCH_BYTES_PER_PARTITION,
+        **({"stream_processing_timeout": GENERATIONS_STREAM_CHECK_S} if subscriptions else {}),
     )
 
     app.topics._resubscribe_sleep_lock_seconds = RESUBSCRIBE_DELAY_S

@@ -9,7 +9,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from streams.app import _tolerate_commits_between_assignments
+from streams.app import GENERATIONS_STREAM_CHECK_S, _tolerate_commits_between_assignments, create_stream_app
 
 
 class ConsumerThreadMidRebalance:
@@ -43,3 +43,10 @@ async def test_a_commit_without_an_assignment_is_skipped_not_a_crash(bootstrap: 
         await thread.consumer.stop()
     assert committed is False
     assert thread.crashed_with is None
+
+
+def test_faust_s_stream_check_moves_out_of_the_way_only_under_topic_generations(settings: Any, store: Any) -> None:
+    rotating = create_stream_app(settings, store, subscriptions={"events.raw": ["events.raw.g1"]})
+    plain = create_stream_app(settings, store)
+    assert rotating.conf.stream_processing_timeout == GENERATIONS_STREAM_CHECK_S
+    assert plain.conf.stream_processing_timeout == 300.0, "a cluster's worker keeps Faust's default"
