@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from analytics.cache import bump
 from lms_events.generations import ANALYTICS_EVENTS_PATTERN
+from lms_events.tasks import cancel_and_wait
 from lms_events.topics import ANALYTICS_UPDATED
 
 log = structlog.get_logger(__name__)
@@ -73,6 +74,4 @@ async def follow_updates(bootstrap: str, redis: Redis) -> None:
 async def following(bootstrap: str, redis: Redis) -> AsyncIterator[None]:
     task = asyncio.create_task(follow_updates(bootstrap, redis))
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)

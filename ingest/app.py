@@ -39,6 +39,7 @@ from lms_events.clickhouse import ClickHouseStore, open_store
 from lms_events import tokens
 from lms_events.errors import ConfigError, StorageError
 from lms_events.retention import load_policies
+from lms_events.tasks import cancel_and_wait
 from lms_events.tombstones import Digester
 from lms_events.settings import Settings
 
@@ -62,9 +63,7 @@ async def write_keys(app: web.Application) -> AsyncIterator[None]:
     app[KEYRING] = keyring
     refresher = asyncio.create_task(keyring.refresh_forever(settings.keys_refresh_s))
     yield
-    refresher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await refresher
+    await cancel_and_wait(refresher)
 
 
 async def kafka_publisher(app: web.Application) -> AsyncIterator[None]:
@@ -111,9 +110,7 @@ async def redis_and_intake(app: web.Application) -> AsyncIterator[None]:
         erased=app[ERASED],
     )
     yield
-    refresher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await refresher
+    await cancel_and_wait(refresher)
     await redis.aclose()
 
 

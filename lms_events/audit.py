@@ -23,6 +23,7 @@ import structlog
 
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.errors import StorageError
+from lms_events.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -109,7 +110,5 @@ class AuditTrail:
         try:
             yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
             await self.flush()

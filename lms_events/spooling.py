@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from ingest.publish import EventPublisher, Offsets
 from ingest.spool import Spool
+from lms_events.tasks import cancel_and_wait
 from lms_events.topics import STREAM_APP_ID
 
 log = structlog.get_logger(__name__)
@@ -179,9 +180,7 @@ class SpoolKeeper:
         otherwise what it holds waits for the next run's replay."""
         if self._truncator.done():
             return
-        self._truncator.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._truncator
+        await cancel_and_wait(self._truncator)
         await self.spool.close()
         try:
             if drained:

@@ -34,6 +34,7 @@ import structlog
 
 from lms_events.clickhouse import ClickHouseStore
 from lms_events.errors import StorageError
+from lms_events.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -198,6 +199,4 @@ class Runner:
         try:
             yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
