@@ -88,6 +88,19 @@ def identifier(value: str | None, name: str) -> str | None:
     return value
 
 
+_BOOLEANS = {"true": True, "false": False}
+
+
+def boolean(query: Mapping[str, str], name: str) -> bool | None:
+    """An optional `true` / `false` query parameter."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if raw not in _BOOLEANS:
+        raise BadRequest(f"{name} must be true or false; got {raw!r}", field=name)
+    return _BOOLEANS[raw]
+
+
 def _encodable(value: str) -> bool:
     """False for lone surrogates (JSON escapes can carry them): no UTF-8 column can hold them."""
     try:

@@ -16,7 +16,7 @@ import msgspec
 from aiohttp import web
 
 from analytics.handlers import scope_of
-from analytics.params import identifier, iso_z, limit
+from analytics.params import boolean, identifier, iso_z, limit
 from analytics.scope import Scope
 from lms_events.errors import BadRequest, NotFound
 from reports.bodies import converted, json_object
@@ -36,7 +36,6 @@ from reports.schedules import TIMING_FIELDS, checked, recurrence
 
 MAX_UPCOMING = 100
 DEFAULT_UPCOMING = 5
-_BOOLEANS = {"true": True, "false": False}
 _REQUEST_FIELDS = tuple(field.name for field in msgspec.structs.fields(ReportScheduleRequest))
 
 
@@ -94,16 +93,13 @@ async def create_schedule(request: web.Request) -> web.Response:
 async def list_schedules(request: web.Request) -> web.Response:
     scope = scope_of(request)
     query = request.query
-    enabled = query.get("enabled")
-    if enabled is not None and enabled not in _BOOLEANS:
-        raise BadRequest(f"enabled must be true or false; got {enabled!r}", field="enabled")
     filters = {
         column: value
         for column, name in (("template_id", "templateId"), ("owner_id", "ownerId"))
         if (value := identifier(query.get(name), name)) is not None
     }
     items, next_cursor = await request.app[SCHEDULES].page(
-        scope, filters, _BOOLEANS.get(enabled) if enabled else None, limit(query), query.get("cursor") or None
+        scope, filters, boolean(query, "enabled"), limit(query), query.get("cursor") or None
     )
     return json_answer(ReportSchedulePage(items=await _answer(request, items), next_cursor=next_cursor))
 

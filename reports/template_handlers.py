@@ -13,8 +13,7 @@ import msgspec
 from aiohttp import web
 
 from analytics.handlers import scope_of
-from analytics.params import identifier, limit
-from lms_events.errors import BadRequest
+from analytics.params import boolean, identifier, limit
 from reports import lookups
 from reports.bodies import converted, deep_merged, json_object
 from reports.handlers import json_answer
@@ -25,8 +24,6 @@ from reports.plan_models import ReportTemplate, ReportTemplatePage, ReportTempla
 from reports.schedules import runnable
 from reports.submit import new_job, submit
 from reports.templates import TemplateFilters, checked, job_fields, request_of
-
-_BOOLEANS = {"true": True, "false": False}
 
 
 def _template_id(request: web.Request) -> str:
@@ -46,16 +43,13 @@ async def create_template(request: web.Request) -> web.Response:
 async def list_templates(request: web.Request) -> web.Response:
     scope = scope_of(request)
     query = request.query
-    system = query.get("system")
-    if system is not None and system not in _BOOLEANS:
-        raise BadRequest(f"system must be true or false; got {system!r}", field="system")
     filters = TemplateFilters(
         report_type=lookups.check("report-type", query["reportType"], "reportType") if query.get("reportType") else None,
         owner_id=identifier(query.get("ownerId"), "ownerId"),
         visibility=lookups.check("report-visibility", query["visibility"], "visibility") if query.get("visibility") else None,
         tag=identifier(query.get("tag"), "tag"),
         search=identifier(query.get("search"), "search"),
-        system=_BOOLEANS.get(system) if system is not None else None,
+        system=boolean(query, "system"),
     )  # fmt: skip
     items, next_cursor = await request.app[TEMPLATES].page(scope, filters, limit(query), query.get("cursor") or None)
     return json_answer(ReportTemplatePage(items=items, next_cursor=next_cursor))

@@ -114,6 +114,11 @@ async def test_template_search_pages_duplicate_and_run(gateway: Gateway, setting
     assert len(names) == 5 + len(lookups.values("report-type")) and names == sorted(names, key=str.encode)
     status, answer = await admin.call("GET", TEMPLATES, cursor="nonsense")
     assert status == 400 and answer["field"] == "cursor"
+    status, page = await admin.call("GET", TEMPLATES, system="false")
+    assert status == 200 and len(page["items"]) == 5, "only the saved ones"
+    for path, name in ((TEMPLATES, "system"), (SCHEDULES, "enabled")):
+        status, answer = await admin.call("GET", path, **{name: "yes"})
+        assert status == 400 and answer["field"] == name, answer
     # duplicate a system template, then run the copy with the request over its defaults
     status, copy = await admin.call("POST", f"{TEMPLATES}/system-at-risk-learners/duplicate", {"name": "Risk, 30 days", "parameters": {"inactiveDays": 30}})
     assert status == 201, copy
