@@ -178,7 +178,7 @@ class _UpStreams:
         if app is None:
             return EmbeddedStartError("no stream worker runs: its last start failed") if self._wanted else None
         # Faust's consumer thread can crash alone (a commit refused mid-rebalance, before the
-        # tolerance in streams/app.py): the app and its consumer then look healthy.
+        # tolerance in streams/rebalances.py): the app and its consumer then look healthy.
         thread = getattr(app.consumer, "_thread", None)
         return (
             app.crash_reason

@@ -36,7 +36,6 @@ import faust
 import orjson
 import structlog
 from faust.exceptions import NotReady
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from ingest.privacy import pii_secret
 from lms_events import tombstones
@@ -56,6 +55,7 @@ from streams.analytics import AnalyticsCoalescer
 from streams.erased import OUTCOMES_TABLE, ErasedDrops
 from streams.event_batch import EventBatch
 from streams.intake_records import register_intake_loaders
+from streams.rebalances import tolerate_rebalances
 from streams.reference_tables import ReferenceTables
 from streams.route import REJECTED_TABLE, rows_by_table
 from streams.sink import Sinks, batch_token, load_version, micro_batches, observe_freshness, retrying
@@ -94,47 +94,6 @@ def _alert(event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _tolerate_revoked_partitions() -> None:
-    """Faust asks aiokafka for the high watermark of each partition it fetched records of, and
-    aiokafka asserts the partition is still assigned: a rebalance between the fetch and that
-    question (a topic generation joining or leaving the subscription, see
-    lms_events/generations.py) crashed Faust's fetcher and stopped all consuming (seen once in a
-    soak). The watermark only feeds Faust's monitor: a revoked partition's is now unknown (0),
-    and its records come again from the committed offset to whoever is assigned it."""
-    if getattr(AIOKafkaConsumerThread.highwater, "tolerates_revoked", False):
-        return
-    original = AIOKafkaConsumerThread.highwater
-
-    def highwater(self: AIOKafkaConsumerThread, tp: Any) -> int:
-        if tp not in self.assignment():
-            return 0
-        return original(self, tp)
-
-    highwater.tolerates_revoked = True  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread.highwater = highwater  # type: ignore[method-assign]
-
-
-def _tolerate_commits_between_assignments() -> None:
-    """Faust's commit timer (every COMMIT_INTERVAL_S) can fire while a rebalance is under way,
-    when aiokafka holds no assignment: Faust then asks aiokafka to commit nothing, aiokafka
-    raises IllegalStateError('No partitions assigned'), and Faust crashes its consumer thread,
-    so consuming stops for good (seen in a soak with a generation change every 10 s: the
-    stall). With no assignment nothing can be committed: it is skipped, the acked offsets
-    stay, and the first commit after the assignment carries them (or, for partitions that
-    went elsewhere, their records come again from the last commit: the sinks make that a no-op)."""
-    if getattr(AIOKafkaConsumerThread._commit, "tolerates_no_assignment", False):
-        return
-    original = AIOKafkaConsumerThread._commit
-
-    async def _commit(self: AIOKafkaConsumerThread, offsets: Mapping[Any, int]) -> bool:
-        if not self.assignment():
-            return False
-        return await original(self, offsets)
-
-    _commit.tolerates_no_assignment = True  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread._commit = _commit  # type: ignore[method-assign]
-
-
 def create_stream_app(
     settings: Settings,
     store: ClickHouseStore,
@@ -147,8 +106,7 @@ def create_stream_app(
     (lms_events/generations.py), lists that change while the app runs; `topic_for`: where
     its notifications go now (analytics.events has generations there too)."""
     assert settings.kafka_bootstrap_servers is not None
-    _tolerate_revoked_partitions()
-    _tolerate_commits_between_assignments()
+    tolerate_rebalances()
     app = faust.App(
         STREAM_APP_ID,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",

@@ -1,4 +1,4 @@
-"""What streams/app.py makes Faust tolerate: a commit timer firing mid-rebalance, when aiokafka
+"""What streams/rebalances.py makes Faust tolerate: a commit timer firing mid-rebalance, when aiokafka
 holds no assignment, must not crash the consumer thread (that stopped consuming for good)."""
 
 from __future__ import annotations
