@@ -47,8 +47,10 @@ from streams.backfill import BackfillScope, run_backfill
 log = structlog.get_logger(__name__)
 
 WORKER_READY_TIMEOUT_S = 120.0
-# Faust's own start (before joining its group): a broker that hangs must not hang it.
-WORKER_START_TIMEOUT_S = 60.0
+# Faust's own start (before joining its group; under a second normally): a broker that hangs
+# must not hang it. Seen once in the suite: a start beside a left-behind app never returned;
+# short enough that the supervisor's next attempt comes within a client's patience.
+WORKER_START_TIMEOUT_S = 20.0
 WORKER_READY_POLL_S = 0.1
 GATEWAY_SHUTDOWN_TIMEOUT_S = 30.0
 # What closing the gateway's resources (publisher, caches, report worker, audit flush) may take beyond its requests.
